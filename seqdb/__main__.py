@@ -1,0 +1,3 @@
+from seqdb.cli.main import entrypoint
+
+entrypoint()

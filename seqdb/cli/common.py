@@ -1,0 +1,48 @@
+"""What every CLI command shares: the resolved project, the engine, and output helpers.
+
+Commands stay short: validate input, call a plain importable function, print the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from seqdb.db.engine import get_engine
+from seqdb.db.migrate import require_head
+from seqdb.project import Project, load_project
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    db: Optional[str] = None
+    project: Optional[Path] = None
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = CliState()
+    return root.obj
+
+
+def resolve_project(ctx: typer.Context) -> Project:
+    st = state(ctx)
+    return load_project(db=st.db, project=st.project)
+
+
+def open_db(ctx: typer.Context, *, check_revision: bool = True) -> tuple[Project, Engine]:
+    """The project and its engine; refuses a database not at the newest revision."""
+    project = resolve_project(ctx)
+    engine = get_engine(project.database_url)
+    if check_revision:
+        require_head(engine)
+    return project, engine

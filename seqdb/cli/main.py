@@ -1,0 +1,166 @@
+"""The `seqdb` command line.
+
+Each command is a short wrapper that validates its input and calls a plain importable
+function; `main()` is the one handler that turns domain errors into a one-line message on
+stderr and a non-zero exit (SEQDB_DEBUG=1 shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from seqdb import __version__
+from seqdb.cli.common import console, open_db, resolve_project, state
+from seqdb.errors import DatabaseError, SeqdbError
+
+app = typer.Typer(
+    name="seqdb",
+    help="Experiment tracker and trial runner for scaling studies of causal sequence transformers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: upgrade, current revision.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+# Command groups contributed by the other parts of seqdb: module path -> attribute holding a
+# `register(app)` function. Each module owns its commands.
+COMMAND_MODULES = [
+    "seqdb.cli.experiment_cmds",
+    "seqdb.cli.data_cmds",
+    "seqdb.cli.study_cmds",
+    "seqdb.cli.run_cmds",
+    "seqdb.cli.views_cmds",
+    "seqdb.cli.results_cmds",
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"seqdb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Optional[str] = typer.Option(None, "--db", help="Database URL (overrides SEQDB_DATABASE_URL and seqdb.yaml)."),
+    project: Optional[Path] = typer.Option(None, "--project", help="Project folder (default: the nearest with seqdb.yaml)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    st = state(ctx)
+    st.db, st.project = db, project
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="Folder to create (or an existing seqdb project)."),
+) -> None:
+    """Make a project: configs/, data/, artifacts/, seqdb.yaml and a migrated database."""
+    from seqdb.project import init_project
+
+    project = init_project(path, database=state(ctx).db)
+    console.print(f"project {project.root} ready; database {_safe(project.database_url)} at the newest revision")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, revision: str = typer.Option("head", help="Target revision.")) -> None:
+    """Migrate the database to the newest schema revision."""
+    from seqdb.db.migrate import upgrade
+
+    project, engine = open_db(ctx, check_revision=False)
+    console.print(f"database {_safe(project.database_url)} at revision {upgrade(engine, revision)}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the database's schema revision and the newest one this seqdb knows."""
+    from seqdb.db.migrate import current_revision, head_revision
+
+    _, engine = open_db(ctx, check_revision=False)
+    current, head = current_revision(engine), head_revision()
+    note = "up to date" if current == head else "run `seqdb db upgrade`"
+    console.print(f"current: {current or 'none'}  head: {head}  ({note})")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Counts of studies and trials by state, and live workers."""
+    from seqdb.status import collect_status
+
+    _, engine = open_db(ctx)
+    report = collect_status(engine)
+    table = Table(title="studies")
+    for col in ("study", "budget", "horizon", "strategy", *report.states, "total"):
+        table.add_column(col, justify="right" if col not in ("study", "strategy") else "left")
+    for row in report.studies:
+        table.add_row(row.name, row.budget, str(row.horizon), row.strategy, *(str(row.counts.get(s, 0)) for s in report.states), str(row.total))
+    console.print(table)
+    totals = ", ".join(f"{s} {report.totals.get(s, 0)}" for s in report.states)
+    console.print(f"{len(report.studies)} studies; trials: {totals}; live workers: {report.live_workers}")
+
+
+def _safe(url: str) -> str:
+    from seqdb.db.engine import safe_url
+
+    return safe_url(url)
+
+
+def _register_commands() -> None:
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # that part of seqdb is not built yet
+            raise
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    debug = os.environ.get("SEQDB_DEBUG") == "1"
+    try:
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except SeqdbError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        print(f"error: {_describe(exc)} (set SEQDB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe(exc: Exception) -> str:
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, OperationalError):
+        from seqdb.db.engine import first_line
+
+        return DatabaseError(f"database error: {first_line(exc)}").message
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The schema, engines, sessions and migrations."""
