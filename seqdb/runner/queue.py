@@ -1,0 +1,427 @@
+"""The trial queue: claim, lease renewal, reaping, results, workers and stop requests.
+
+Every worker, on any host, talks to the queue only through the database:
+
+- **claim**: one pending (or stopped, resumable) trial becomes `running`, leased to one
+  worker until `lease_expires_at`. Postgres: `UPDATE … WHERE trial_id = (SELECT … FOR UPDATE
+  SKIP LOCKED LIMIT 1) RETURNING …` (claimers never wait on each other's rows). SQLite: the
+  same UPDATE inside `BEGIN IMMEDIATE` (one writer at a time) with the state test as a
+  compare-and-set.
+- **renew**: the heartbeat pushes the lease forward, but only while this worker still owns
+  this attempt (`lease_owner` + `attempt`); zero rows updated means the lease is lost.
+- **reap**: a running trial whose lease expired goes back to `pending` with `attempt + 1`
+  (the next worker resumes it from its last checkpoint), or to `failed` after `max_attempts`.
+- **finish**: the result is written only if this worker still owns the attempt, so a worker
+  that lost its lease never overwrites the new owner's results.
+
+Lease clocks: on Postgres every lease time comes from the server's clock (`now()`), so hosts
+with skewed clocks still agree; on SQLite (one host) from this process's UTC clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Optional, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from seqdb.db.engine import is_sqlite, session_scope
+from seqdb.db.models import (
+    StopRequest,
+    Trial,
+    TrialState,
+    UTCDateTime,
+    Worker,
+    utcnow,
+)
+from seqdb.errors import NotFoundError
+
+RUNNABLE = (TrialState.pending.value, TrialState.stopped.value)
+DEFAULT_LEASE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claimed trial: this worker owns `attempt` of `trial_id` until the lease expires."""
+
+    trial_id: int
+    study_id: int
+    worker_id: int
+    attempt: int
+    step: int  # optimizer steps already done (from the last checkpoint of earlier attempts)
+    config: dict
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a worker records when it is done with a trial (see `finish_trial`)."""
+
+    state: str  # completed | pruned | failed | stopped
+    best_val_loss: Optional[float] = None
+    best_step: Optional[int] = None
+    step: Optional[int] = None
+    epochs_done: Optional[int] = None
+    batch_config: Optional[dict] = None
+    values: Optional[list] = None
+    error: Optional[str] = None
+
+
+def _ts_params(engine: Engine, lease_s: float) -> dict[str, Any]:
+    """`now` / `expires` binds for SQLite statements (Postgres uses the server clock)."""
+    if not is_sqlite(engine):
+        return {"lease_s": float(lease_s)}
+    now = utcnow()
+    return {"now": now, "expires": now + timedelta(seconds=lease_s)}
+
+
+def _sqlite_times(stmt: sa.TextClause, *names: str) -> sa.TextClause:
+    return stmt.bindparams(*(sa.bindparam(n, type_=UTCDateTime) for n in names))
+
+
+def _config(value: Any) -> dict:
+    return json.loads(value) if isinstance(value, str) else (value or {})
+
+
+# --------------------------------------------------------------------------------------
+# claim
+# --------------------------------------------------------------------------------------
+# Postgres: the inner SELECT locks the oldest runnable row that no other transaction holds
+# (SKIP LOCKED: concurrent claimers each get a different row, none waits); the outer UPDATE
+# leases it. The state test is re-checked on the locked row version (READ COMMITTED), so a
+# row finished or claimed in between is never taken.
+PG_CLAIM = sa.text(
+    """
+    UPDATE trial
+       SET state = 'running',
+           lease_owner = :worker_id,
+           lease_expires_at = now() + make_interval(secs => :lease_s),
+           heartbeat_at = now(),
+           started_at = COALESCE(started_at, now())
+     WHERE trial_id = (
+             SELECT trial_id FROM trial
+              WHERE state IN ('pending', 'stopped') AND study_id = ANY(:study_ids)
+              ORDER BY trial_id
+              FOR UPDATE SKIP LOCKED
+              LIMIT 1)
+       AND state IN ('pending', 'stopped')
+    RETURNING trial_id, study_id, attempt, step, config
+    """
+)
+
+# SQLite: runs inside BEGIN IMMEDIATE, so no other writer exists until commit; the outer
+# `state IN (…)` is the compare-and-set that makes the claim safe even without that lock.
+SQLITE_CLAIM = _sqlite_times(
+    sa.text(
+        """
+        UPDATE trial
+           SET state = 'running',
+               lease_owner = :worker_id,
+               lease_expires_at = :expires,
+               heartbeat_at = :now,
+               started_at = COALESCE(started_at, :now)
+         WHERE trial_id = (
+                 SELECT trial_id FROM trial
+                  WHERE state IN ('pending', 'stopped') AND study_id IN :study_ids
+                  ORDER BY trial_id
+                  LIMIT 1)
+           AND state IN ('pending', 'stopped')
+        RETURNING trial_id, study_id, attempt, step, config
+        """
+    ).bindparams(sa.bindparam("study_ids", expanding=True)),
+    "now",
+    "expires",
+)
+
+
+def claim_trial(engine: Engine, worker_id: int, study_ids: Sequence[int], lease_s: float = DEFAULT_LEASE_S) -> Optional[Lease]:
+    """Atomically lease the oldest runnable trial of `study_ids` to `worker_id` (or None)."""
+    if not study_ids:
+        return None
+    stmt = SQLITE_CLAIM if is_sqlite(engine) else PG_CLAIM
+    params = {"worker_id": worker_id, "study_ids": list(study_ids), **_ts_params(engine, lease_s)}
+    with session_scope(engine) as s:
+        row = s.execute(stmt, params).first()
+        if row is None:
+            return None
+        s.execute(sa.update(Worker).where(Worker.worker_id == worker_id).values(current_trial_id=row.trial_id))
+    return Lease(row.trial_id, row.study_id, worker_id, row.attempt, row.step or 0, _config(row.config))
+
+
+def adopt_orphan(engine: Engine, worker_id: int, study_ids: Sequence[int]) -> Optional[Lease]:
+    """A trial leased to this worker that it is not running: a claim whose commit reached the
+    server but whose answer was lost with the connection. The worker takes it up again."""
+    with session_scope(engine, write=False) as s:
+        row = s.execute(
+            sa.select(Trial.trial_id, Trial.study_id, Trial.attempt, Trial.step, Trial.config)
+            .where(Trial.lease_owner == worker_id, Trial.state == TrialState.running.value, Trial.study_id.in_(list(study_ids)))
+            .order_by(Trial.trial_id)
+            .limit(1)
+        ).first()
+    return None if row is None else Lease(row.trial_id, row.study_id, worker_id, row.attempt, row.step or 0, _config(row.config))
+
+
+# --------------------------------------------------------------------------------------
+# renew (heartbeat)
+# --------------------------------------------------------------------------------------
+# Push the lease forward only while this worker still owns this attempt of a running trial.
+# Zero rows: the lease was reaped (and maybe re-claimed): the worker must stop the trial.
+PG_RENEW = sa.text(
+    """
+    UPDATE trial
+       SET lease_expires_at = now() + make_interval(secs => :lease_s), heartbeat_at = now()
+     WHERE trial_id = :trial_id AND lease_owner = :worker_id AND attempt = :attempt
+       AND state = 'running'
+    """
+)
+SQLITE_RENEW = _sqlite_times(
+    sa.text(
+        """
+        UPDATE trial
+           SET lease_expires_at = :expires, heartbeat_at = :now
+         WHERE trial_id = :trial_id AND lease_owner = :worker_id AND attempt = :attempt
+           AND state = 'running'
+        """
+    ),
+    "now",
+    "expires",
+)
+
+
+def renew_lease(engine: Engine, lease: Lease, lease_s: float = DEFAULT_LEASE_S) -> bool:
+    """Extend `lease`; False when this worker no longer owns it."""
+    stmt = SQLITE_RENEW if is_sqlite(engine) else PG_RENEW
+    params = {"trial_id": lease.trial_id, "worker_id": lease.worker_id, "attempt": lease.attempt, **_ts_params(engine, lease_s)}
+    with session_scope(engine) as s:
+        return s.execute(stmt, params).rowcount == 1
+
+
+def owns_lease(session, lease: Lease, *, lock: bool = True) -> bool:
+    """Inside a write transaction: does this worker still own the lease? On Postgres the row
+    is share-locked until commit, so a concurrent reap waits for this transaction."""
+    stmt = sa.select(Trial.trial_id).where(
+        Trial.trial_id == lease.trial_id,
+        Trial.lease_owner == lease.worker_id,
+        Trial.attempt == lease.attempt,
+        Trial.state == TrialState.running.value,
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(read=True)
+    return session.execute(stmt).first() is not None
+
+
+# --------------------------------------------------------------------------------------
+# reap
+# --------------------------------------------------------------------------------------
+# A running trial whose lease expired lost its worker. Back to `pending` with attempt + 1
+# (resumed from its last checkpoint by the next claimer), or `failed` once max_attempts is
+# used up. Two reapers racing on Postgres: the second waits on the row lock, then re-checks
+# `state = 'running'` on the new row version and skips it, so attempt is bumped once.
+PG_REAP = sa.text(
+    """
+    UPDATE trial
+       SET attempt = attempt + 1,
+           state = CASE WHEN attempt + 1 >= max_attempts THEN 'failed' ELSE 'pending' END,
+           error = CASE WHEN attempt + 1 >= max_attempts
+                        THEN 'lease expired ' || (attempt + 1) || ' times (max_attempts '
+                             || max_attempts || '); last worker ' || COALESCE(lease_owner::text, '?')
+                        ELSE error END,
+           finished_at = CASE WHEN attempt + 1 >= max_attempts THEN now() ELSE NULL END,
+           lease_expires_at = NULL
+     WHERE state = 'running' AND lease_expires_at < now()
+    RETURNING trial_id, state
+    """
+)
+SQLITE_REAP = _sqlite_times(
+    sa.text(
+        """
+        UPDATE trial
+           SET attempt = attempt + 1,
+               state = CASE WHEN attempt + 1 >= max_attempts THEN 'failed' ELSE 'pending' END,
+               error = CASE WHEN attempt + 1 >= max_attempts
+                            THEN 'lease expired ' || (attempt + 1) || ' times (max_attempts '
+                                 || max_attempts || '); last worker ' || COALESCE(lease_owner, '?')
+                            ELSE error END,
+               finished_at = CASE WHEN attempt + 1 >= max_attempts THEN :now ELSE NULL END,
+               lease_expires_at = NULL
+         WHERE state = 'running' AND lease_expires_at < :now
+        RETURNING trial_id, state
+        """
+    ),
+    "now",
+)
+
+
+def reap_expired(engine: Engine) -> list[tuple[int, str]]:
+    """Requeue (or fail) every trial whose lease expired; returns (trial_id, new state)."""
+    stmt = SQLITE_REAP if is_sqlite(engine) else PG_REAP
+    params = {"now": utcnow()} if is_sqlite(engine) else {}
+    with session_scope(engine) as s:
+        return [(r.trial_id, r.state) for r in s.execute(stmt, params)]
+
+
+# --------------------------------------------------------------------------------------
+# finish / release
+# --------------------------------------------------------------------------------------
+def _owned(lease: Lease):
+    """The compare-and-set guard of every write a leaseholder makes to its trial."""
+    return sa.and_(
+        Trial.trial_id == lease.trial_id,
+        Trial.lease_owner == lease.worker_id,
+        Trial.attempt == lease.attempt,
+        Trial.state == TrialState.running.value,
+    )
+
+
+def finish_trial(engine: Engine, lease: Lease, outcome: TrialOutcome) -> bool:
+    """Record the outcome if this worker still owns the lease (compare-and-set on
+    lease_owner + attempt + state). `stopped` leaves the trial resumable (claimable again,
+    same attempt). Returns False when the lease was lost (nothing written)."""
+    values: dict[str, Any] = {"state": outcome.state, "lease_expires_at": None}
+    if outcome.state != TrialState.stopped.value:
+        values["finished_at"] = utcnow()
+    for name in ("best_val_loss", "best_step", "step", "epochs_done", "batch_config", "values", "error"):
+        value = getattr(outcome, name)
+        if value is not None:
+            values[name] = value
+    with session_scope(engine) as s:
+        done = s.execute(sa.update(Trial).where(_owned(lease)).values(**values)).rowcount == 1
+        if done:
+            s.execute(sa.update(Worker).where(Worker.worker_id == lease.worker_id).values(current_trial_id=None))
+            return True
+        # The commit of an earlier try may have reached the server before the connection
+        # dropped: then the row already holds exactly this outcome, owned by us.
+        row = s.execute(sa.select(Trial.state, Trial.lease_owner, Trial.attempt).where(Trial.trial_id == lease.trial_id)).first()
+    return row is not None and (row.state, row.lease_owner, row.attempt) == (outcome.state, lease.worker_id, lease.attempt)
+
+
+def update_progress(engine: Engine, lease: Lease, *, step: int, epoch: int, best_val_loss=None, best_step=None, batch_config=None) -> bool:
+    """Store progress that must survive a crash (called at each checkpoint); lease-guarded."""
+    values: dict[str, Any] = {"step": step, "epochs_done": epoch}
+    if best_val_loss is not None:
+        values.update(best_val_loss=best_val_loss, best_step=best_step)
+    if batch_config is not None:
+        values["batch_config"] = batch_config
+    with session_scope(engine) as s:
+        return s.execute(sa.update(Trial).where(_owned(lease)).values(**values)).rowcount == 1
+
+
+# --------------------------------------------------------------------------------------
+# workers and stop requests
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkerHandle:
+    worker_id: int
+    name: str
+    started_at: datetime
+
+
+def register_worker(engine: Engine, *, device: str = "cpu", study_id: Optional[int] = None, info: Optional[dict] = None) -> WorkerHandle:
+    """Insert this process's worker row (name `host:pid:uuid`)."""
+    host, pid = socket.gethostname(), os.getpid()
+    name = f"{host}:{pid}:{uuid.uuid4().hex[:8]}"
+    now = utcnow()
+    with session_scope(engine) as s:
+        worker = Worker(name=name, host=host[:255], pid=pid, device=device, study_id=study_id, state="running",
+                        started_at=now, last_seen_at=now, info=info)
+        s.add(worker)
+        s.flush()
+        return WorkerHandle(worker.worker_id, name, now)
+
+
+def touch_worker(engine: Engine, worker_id: int, *, tokens_per_s: Optional[float] = None) -> None:
+    values: dict[str, Any] = {"last_seen_at": utcnow() if is_sqlite(engine) else sa.func.now()}
+    if tokens_per_s is not None:
+        values["tokens_per_s"] = tokens_per_s
+    with session_scope(engine) as s:
+        s.execute(sa.update(Worker).where(Worker.worker_id == worker_id).values(**values))
+
+
+def end_worker(engine: Engine, worker_id: int, state: str = "stopped") -> None:
+    with session_scope(engine) as s:
+        s.execute(sa.update(Worker).where(Worker.worker_id == worker_id).values(state=state, current_trial_id=None, last_seen_at=utcnow()))
+
+
+def mark_dead_workers(engine: Engine, silent_for_s: float) -> int:
+    """Workers not seen for `silent_for_s` (killed, host lost) are marked `dead`."""
+    cutoff = utcnow() - timedelta(seconds=silent_for_s)
+    with session_scope(engine) as s:
+        return s.execute(
+            sa.update(Worker).where(Worker.state == "running", Worker.last_seen_at < cutoff).values(state="dead")
+        ).rowcount
+
+
+def request_stop(engine: Engine, worker_id: Optional[int] = None, reason: str = "seqdb stop") -> int:
+    """Ask one worker (or, with None, every worker running now) to stop after its current step."""
+    with session_scope(engine) as s:
+        if worker_id is not None and s.get(Worker, worker_id) is None:
+            raise NotFoundError(f"worker {worker_id} does not exist; see `seqdb worker list`")
+        req = StopRequest(worker_id=worker_id, reason=reason[:500], created_at=utcnow())
+        s.add(req)
+        s.flush()
+        return req.stop_request_id
+
+
+def pending_stop(engine: Engine, worker: WorkerHandle) -> Optional[str]:
+    """The reason of a stop request addressed to this worker (or to all workers) made after it
+    started, else None."""
+    with session_scope(engine, write=False) as s:
+        row = s.execute(
+            sa.select(StopRequest.reason)
+            .where(
+                sa.or_(StopRequest.worker_id == worker.worker_id, StopRequest.worker_id.is_(None)),
+                StopRequest.created_at >= worker.started_at,
+            )
+            .limit(1)
+        ).first()
+    return None if row is None else (row.reason or "stop request")
+
+
+def list_workers(engine: Engine, *, include_ended: bool = False) -> list[Worker]:
+    with session_scope(engine, write=False) as s:
+        stmt = sa.select(Worker).order_by(Worker.worker_id)
+        if not include_ended:
+            stmt = stmt.where(Worker.state == "running")
+        return list(s.execute(stmt).scalars())
+
+
+# --------------------------------------------------------------------------------------
+# queue state
+# --------------------------------------------------------------------------------------
+def open_counts(engine: Engine, study_ids: Sequence[int]) -> dict[str, int]:
+    """Trials of `study_ids` that are not finished, by state (pending, stopped, running)."""
+    with session_scope(engine, write=False) as s:
+        rows = s.execute(
+            sa.select(Trial.state, sa.func.count())
+            .where(Trial.study_id.in_(list(study_ids)), Trial.state.in_([*RUNNABLE, TrialState.running.value]))
+            .group_by(Trial.state)
+        ).all()
+    return {state: n for state, n in rows}
+
+
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "Lease",
+    "TrialOutcome",
+    "WorkerHandle",
+    "adopt_orphan",
+    "claim_trial",
+    "end_worker",
+    "finish_trial",
+    "list_workers",
+    "mark_dead_workers",
+    "open_counts",
+    "owns_lease",
+    "pending_stop",
+    "reap_expired",
+    "register_worker",
+    "renew_lease",
+    "request_stop",
+    "touch_worker",
+    "update_progress",
+]

@@ -1,0 +1,263 @@
+"""The worker loop: claim → execute → record → next, until the studies are done or a stop.
+
+    register worker, start heartbeat (lease renewal, liveness, stop requests)
+    loop:
+        reap expired leases (every few seconds)
+        claim the oldest runnable trial of my studies
+        none?  ask the sampler for a new one (TPE / multi-objective), or wait for running
+               trials of others (they may die and come back), or exit when nothing is open
+        execute it (the trainer, or a synthetic executor in tests) with the DB reporter
+        flush metrics, record the outcome if I still own the lease
+    end worker
+
+The step that trains is pluggable (`Executor`), so the queue is tested with real processes
+and real databases without a model; the real one is `seqdb.runner.execute.TrainExecutor`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+from sqlalchemy.engine import Engine
+
+from seqdb.db.engine import create_engine_for
+from seqdb.db.models import TrialState
+from seqdb.runner import queue as q
+from seqdb.runner.heartbeat import Heartbeat
+from seqdb.runner.metrics import MetricWriter
+from seqdb.runner.progress import Progress
+from seqdb.runner.reporter import DbReporter, Pruner, ResumePoint, StopFlag, resume_point
+from seqdb.runner.retry import log, with_retry
+
+
+@dataclass
+class WorkerSettings:
+    """Everything a worker process needs (picklable: `--workers N` sends it to children)."""
+
+    database_url: str
+    study_ids: list[int]
+    artifacts_root: str
+    device: str = "cpu"
+    lease_s: float = q.DEFAULT_LEASE_S
+    heartbeat_s: Optional[float] = None  # default: lease_s / 4
+    poll_s: float = 1.0  # wait between claims when nothing is runnable but trials are running
+    reap_every_s: float = 2.0
+    max_trials: Optional[int] = None
+    once: bool = False
+    executor: str = "train"  # "train" | "synthetic"
+    executor_options: dict = field(default_factory=dict)
+    events_path: Optional[str] = None  # JSONL log of claims and finishes (tests, soak)
+    label: str = "w0"
+    progress: bool = True
+    progress_every_s: float = 5.0
+
+
+@dataclass
+class TrialRun:
+    """What an executor gets for one claimed trial."""
+
+    engine: Engine
+    lease: q.Lease
+    reporter: DbReporter
+    checkpoint_dir: Path
+    resume: Optional[ResumePoint]
+    device: str
+    progress: Progress
+
+
+class Executor(Protocol):
+    def __call__(self, run: TrialRun) -> q.TrialOutcome: ...
+
+    def pruner(self, engine: Engine, lease: q.Lease) -> Optional[Pruner]: ...
+
+
+@dataclass
+class WorkerSummary:
+    worker_id: int
+    trials_done: int = 0
+    by_state: dict = field(default_factory=dict)
+    lost_leases: int = 0
+    stop_reason: Optional[str] = None
+
+
+def make_executor(settings: WorkerSettings) -> Executor:
+    if settings.executor == "synthetic":
+        from seqdb.runner.synthetic import SyntheticExecutor
+
+        return SyntheticExecutor(**settings.executor_options)
+    if settings.executor == "train":
+        from seqdb.runner.execute import TrainExecutor
+
+        return TrainExecutor(**settings.executor_options)
+    raise ValueError(f"unknown executor {settings.executor!r}; allowed: train, synthetic")
+
+
+class EventLog:
+    """Append-only JSONL (one write per line: O_APPEND keeps lines whole across processes)."""
+
+    def __init__(self, path: Optional[str]):
+        self.path = path
+
+    def write(self, **event) -> None:
+        if self.path:
+            line = json.dumps({"t": time.time(), "pid": os.getpid(), **event}) + "\n"
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+
+def install_signal_handlers(stop: StopFlag) -> None:
+    """SIGINT / SIGTERM: finish the current step, checkpoint, leave the trial resumable.
+    A third signal kills the process the default way."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    count = {"n": 0}
+
+    def handler(signum, _frame):  # noqa: ANN001
+        count["n"] += 1
+        stop.set(f"signal {signal.Signals(signum).name}")
+        if count["n"] >= 3:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+class WorkerLoop:
+    def __init__(self, settings: WorkerSettings, executor: Optional[Executor] = None, stop: Optional[StopFlag] = None,
+                 ask_next: Optional[Callable[[Engine, int], Optional[int]]] = None):
+        self.s = settings
+        self.engine = create_engine_for(settings.database_url)
+        self.executor = executor or make_executor(settings)
+        self.stop = stop or StopFlag()
+        self.ask_next = ask_next if ask_next is not None else _default_ask_next()
+        self.events = EventLog(settings.events_path)
+        self.progress = Progress(settings.label, enabled=settings.progress, every_s=settings.progress_every_s)
+        self._last_reap = 0.0
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> WorkerSummary:
+        s = self.s
+        handle = with_retry(lambda: q.register_worker(self.engine, device=s.device, study_id=s.study_ids[0] if len(s.study_ids) == 1 else None,
+                                                       info={"label": s.label, "studies": s.study_ids}), what="register worker")
+        summary = WorkerSummary(handle.worker_id)
+        self.progress.say(f"worker {handle.worker_id} ({handle.name}) on {s.device}, studies {s.study_ids}")
+        hb = Heartbeat(self.engine, handle, self.stop, lease_s=s.lease_s, interval_s=s.heartbeat_s or s.lease_s / 4)
+        self.heartbeat = hb
+        hb.start()
+        try:
+            while not self.stop.is_set() and not self._enough(summary):
+                lease = self._next_lease(handle.worker_id)
+                if lease is None:
+                    if self._queue_drained():
+                        break
+                    self.stop.wait(s.poll_s)
+                    continue
+                state = self._run_one(lease, summary)
+                summary.by_state[state] = summary.by_state.get(state, 0) + 1
+        finally:
+            hb.halt()
+            with_retry(lambda: q.end_worker(self.engine, handle.worker_id), what="end worker")
+            summary.stop_reason = self.stop.reason
+            self.events.write(kind="exit", worker=handle.worker_id, reason=self.stop.reason)
+            self.engine.dispose()
+        self.progress.say(f"worker {handle.worker_id} done: {summary.trials_done} trials {summary.by_state}"
+                          + (f"; stopped ({self.stop.reason})" if self.stop.reason else ""))
+        return summary
+
+    def _enough(self, summary: WorkerSummary) -> bool:
+        if self.s.once and summary.trials_done >= 1:
+            return True
+        return self.s.max_trials is not None and summary.trials_done >= self.s.max_trials
+
+    def _next_lease(self, worker_id: int) -> Optional[q.Lease]:
+        now = time.monotonic()
+        if now - self._last_reap >= self.s.reap_every_s:
+            self._last_reap = now
+            for trial_id, state in with_retry(lambda: q.reap_expired(self.engine), what="reap"):
+                self.events.write(kind="reap", trial=trial_id, state=state)
+                self.progress.say(f"trial {trial_id}: lease expired, now {state}")
+        tries = {"n": 0}
+
+        def claim() -> Optional[q.Lease]:
+            tries["n"] += 1
+            if tries["n"] > 1:  # an earlier try may have committed before the connection died
+                orphan = q.adopt_orphan(self.engine, worker_id, self.s.study_ids)
+                if orphan is not None:
+                    return orphan
+            return q.claim_trial(self.engine, worker_id, self.s.study_ids, self.s.lease_s)
+
+        return with_retry(claim, what="claim")
+
+    def _queue_drained(self) -> bool:
+        """Nothing runnable: ask the sampler for more; True when nothing is open at all."""
+        for study_id in self.s.study_ids:
+            if self.ask_next is not None and with_retry(lambda: self.ask_next(self.engine, study_id), what="ask_next") is not None:
+                return False
+        counts = with_retry(lambda: q.open_counts(self.engine, self.s.study_ids), what="queue state")
+        return not counts
+
+    # -- one trial ------------------------------------------------------------------------
+    def _run_one(self, lease: q.Lease, summary: WorkerSummary) -> str:
+        resume = with_retry(lambda: resume_point(self.engine, lease.trial_id), what="find checkpoint")
+        self.events.write(kind="claim", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt,
+                          resume_step=resume.step if resume else 0)
+        lost = self.heartbeat.watch(lease)
+        writer = MetricWriter(self.engine, lease)
+        reporter = DbReporter(self.engine, lease, writer, self.stop, lost, pruner=self.executor.pruner(self.engine, lease),
+                              on_report=self.progress.update)
+        run = TrialRun(self.engine, lease, reporter, Path(self.s.artifacts_root) / "trials" / str(lease.trial_id), resume,
+                       self.s.device, self.progress)
+        self.progress.start_trial(lease, resume.step if resume else 0)
+        outcome = self._execute(run)
+        flushed = writer.close()
+        owned = flushed and not reporter.lease_lost()
+        recorded = owned and with_retry(lambda: q.finish_trial(self.engine, lease, outcome), what="record result")
+        self.heartbeat.watch(None)
+        summary.trials_done += 1
+        if not recorded:
+            summary.lost_leases += 1
+            self.events.write(kind="lost", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt)
+            self.progress.say(f"trial {lease.trial_id}: lease lost to another worker; its result is not recorded")
+            return "lost"
+        self.events.write(kind="finish", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt,
+                          state=outcome.state, step=outcome.step)
+        self.progress.end_trial(lease, outcome)
+        return outcome.state
+
+    def _execute(self, run: TrialRun) -> q.TrialOutcome:
+        try:
+            return self.executor(run)
+        except Exception as exc:  # noqa: BLE001 - a failing trial must not kill the worker
+            log.exception("trial %s failed", run.lease.trial_id)
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:2000]
+            return q.TrialOutcome(TrialState.failed.value, error=text)
+
+
+def _default_ask_next() -> Optional[Callable[[Engine, int], Optional[int]]]:
+    try:
+        from seqdb.search.sampler import ask_next
+    except ImportError:
+        return None
+    return ask_next
+
+
+def run_worker(settings: WorkerSettings, executor: Optional[Executor] = None) -> WorkerSummary:
+    """Run one worker in this process until done or stopped (signals handled)."""
+    stop = StopFlag()
+    install_signal_handlers(stop)
+    return WorkerLoop(settings, executor, stop).run()
+
+
+def settings_dict(settings: WorkerSettings) -> dict:
+    return asdict(settings)
