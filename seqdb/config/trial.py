@@ -105,10 +105,10 @@ class ModelConfig(Strict):
     @property
     def kv_heads(self) -> int:
         """Effective number of key/value heads (fallback to full MHA when it does not divide)."""
+        if self.attention == "mqa":  # one shared key/value head, whatever n_kv_heads says
+            return 1
         if self.attention == "mha" or self.n_kv_heads is None:
             return self.n_head
-        if self.attention == "mqa":
-            return 1
         if self.n_kv_heads <= 0 or self.n_head % self.n_kv_heads:
             return self.n_head
         return self.n_kv_heads
