@@ -1,0 +1,411 @@
+"""`seqdb infer`: answers from an exported model with ONNX Runtime (no PyTorch at inference).
+
+Input: raw long-format data (csv or parquet; the sequence column, the position column and
+every input column of the model). The model file's spec (see `seqdb.results.spec`) maps
+categorical values to ids (a value the map does not know becomes id 0, "unknown", and is
+counted) and normalises real columns with the training-split statistics.
+
+What comes out, one row per answer:
+- default: one forecast per sequence, made at its last row (the target `horizon` steps later);
+  `--all-rows`: one per row, each from the window of up to `context_length` rows ending there
+  (the same causal view the model had in training).
+- predictions in original units (real targets de-normalised) and original category values;
+  `--probabilities`: one column per class; `--embeddings`: the embedding model's vector.
+- `--autoregress K`: K steps beyond the end of each sequence, each prediction appended as the
+  next row and fed back (needs horizon 1 and every input column predicted by a target).
+- `--sample --temperature T --seed S`: categorical targets sampled from softmax(logits / T)
+  instead of the argmax; the same seed gives the same samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import polars as pl
+
+from seqdb.errors import ConfigError, DataError, NotFoundError
+from seqdb.results.onnx_export import EMBEDDING_OUTPUT, TARGET_PREFIX, input_names, output_names, sha256_file
+from seqdb.results.spec import METADATA_KEY, UNKNOWN_ID, InferenceSpec
+
+# feeds {"real": [B,L,R], "cat": [B,L,C]} -> {output name: array}
+Predictor = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass
+class InferOptions:
+    probabilities: bool = False
+    embeddings: bool = False
+    autoregress: int = 0  # extra steps fed back; 0: none
+    sample: bool = False
+    temperature: float = 1.0
+    seed: int = 0
+    all_rows: bool = False
+    batch_size: int = 256
+
+    def check(self) -> None:
+        if self.autoregress < 0:
+            raise ConfigError(f"--autoregress must be >= 0, found {self.autoregress}")
+        if not self.temperature > 0:
+            raise ConfigError(f"--temperature must be > 0, found {self.temperature}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, found {self.batch_size}")
+        if self.autoregress and self.all_rows:
+            raise ConfigError("--autoregress forecasts beyond the last row; it cannot be combined with --all-rows")
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    spec: InferenceSpec
+    predictor: Predictor
+    sha256: str
+
+
+@dataclass
+class Encoded:
+    """Raw data in model units, rows ordered by (sequence, position)."""
+
+    seq_ids: list  # original sequence id of each sequence
+    positions: np.ndarray  # [T] original positions
+    offsets: np.ndarray  # [S + 1] row offsets of each sequence
+    real: np.ndarray  # [T, R] float32, normalised
+    cat: np.ndarray  # [T, C] int64 ids
+    unknown: dict[str, int] = field(default_factory=dict)  # categorical column -> values mapped to 0
+
+
+@dataclass
+class InferResult:
+    frame: pl.DataFrame
+    unknown: dict[str, int]
+    n_input_rows: int
+    output: Optional[Path] = None
+
+
+# --------------------------------------------------------------------------------------
+# loading a model file: ONNX Runtime only
+# --------------------------------------------------------------------------------------
+def load_model(path: Path, expected_sha256: Optional[str] = None) -> LoadedModel:
+    """Open a seqdb ONNX file with ONNX Runtime; refuse corrupted and foreign files in one line."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"{path}: model file not found")
+    digest = sha256_file(path)
+    if expected_sha256 and digest != expected_sha256:
+        raise DataError(f"{path}: sha256 {digest[:12]}… does not match the registered {expected_sha256[:12]}…; the file is corrupted or was replaced")
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+        first = " ".join(str(exc).split())[:200]
+        raise DataError(f"{path}: not a readable ONNX model (corrupted?): {first}") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise DataError(f"{path}: a foreign ONNX model, not exported by seqdb (no '{METADATA_KEY}' metadata); export one with `seqdb train`")
+    try:
+        spec = InferenceSpec.from_metadata(meta[METADATA_KEY])
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"{path}: unreadable seqdb metadata in the ONNX file: {str(exc).splitlines()[0]}") from None
+    _check_io(path, session, spec)
+    return LoadedModel(path, spec, ort_predictor(session), digest)
+
+
+def _check_io(path: Path, session, spec: InferenceSpec) -> None:
+    got_in = [i.name for i in session.get_inputs()]
+    got_out = [o.name for o in session.get_outputs()]
+    if got_in != input_names(spec) or got_out != output_names(spec):
+        raise DataError(f"{path}: inputs {got_in} / outputs {got_out} do not match its seqdb metadata; the file was altered")
+
+
+def ort_predictor(session) -> Predictor:
+    names = [o.name for o in session.get_outputs()]
+
+    def predict(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(names, session.run(names, feeds)))
+
+    return predict
+
+
+def sibling_model(model: LoadedModel) -> LoadedModel:
+    """The other model of an exported pair (same folder)."""
+    if not model.spec.sibling:
+        raise NotFoundError(f"{model.path}: names no {('embedding' if model.spec.kind == 'generative' else 'generative')} model beside it")
+    return load_model(model.path.parent / model.spec.sibling)
+
+
+# --------------------------------------------------------------------------------------
+# reading and encoding raw data
+# --------------------------------------------------------------------------------------
+def read_data(path: Path, spec: InferenceSpec) -> pl.DataFrame:
+    """Read csv/parquet and keep the columns the model needs; a missing one is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"{path}: data file not found")
+    try:
+        df = pl.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pl.read_csv(path, infer_schema_length=10000)
+    except Exception as exc:  # noqa: BLE001 - polars raises many kinds
+        raise DataError(f"{path}: cannot read data: {' '.join(str(exc).split())[:200]}") from None
+    needed = [spec.sequence_column, spec.position_column, *spec.input_columns]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing model column(s) {', '.join(missing)}; the model needs {', '.join(needed)}")
+    return df.select(needed)
+
+
+def encode(df: pl.DataFrame, spec: InferenceSpec, source: str = "data") -> Encoded:
+    """Sort by (sequence, position), map categorical values to ids, normalise reals."""
+    seq, pos = spec.sequence_column, spec.position_column
+    df = df.sort([seq, pos])
+    dup = df.select(pl.struct(seq, pos).is_duplicated().any()).item()
+    if dup:
+        raise DataError(f"{source}: duplicate {pos} within a {seq}; each (sequence, position) must be unique")
+    seq_values = df.get_column(seq)
+    change = np.flatnonzero(seq_values.ne_missing(seq_values.shift(1)).fill_null(True).to_numpy())
+    offsets = np.append(change, len(df)).astype(np.int64)
+    real = np.zeros((len(df), len(spec.real_inputs)), dtype=np.float32)
+    for j, col in enumerate(spec.real_inputs):
+        values = df.get_column(col.name).cast(pl.Float64, strict=False).to_numpy()
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{source}: column {col.name} has {int(bad.sum())} missing or non-finite values (first at {seq}={df[seq][i]}, {pos}={df[pos][i]})")
+        real[:, j] = (values - col.mean) / (col.std or 1.0)
+    cat = np.zeros((len(df), len(spec.cat_inputs)), dtype=np.int64)
+    unknown: dict[str, int] = {}
+    for j, col in enumerate(spec.cat_inputs):
+        cat[:, j], unknown[col.name] = _map_ids(df.get_column(col.name), col.id_map or {})
+    return Encoded(seq_values.gather(change).to_list(), df.get_column(pos).to_numpy(), offsets, real, cat, unknown)
+
+
+def _map_ids(values: pl.Series, id_map: dict[str, int]) -> tuple[np.ndarray, int]:
+    """Map values (compared as strings) to ids; unknown or null values -> 0, counted."""
+    keys = pl.Series("k", list(id_map.keys()), dtype=pl.String)
+    ids = pl.Series("v", list(id_map.values()), dtype=pl.Int64)
+    mapped = values.cast(pl.String, strict=False).replace_strict(keys, ids, default=None, return_dtype=pl.Int64)
+    n_unknown = int(mapped.null_count())
+    return mapped.fill_null(UNKNOWN_ID).to_numpy().astype(np.int64), n_unknown
+
+
+# --------------------------------------------------------------------------------------
+# running windows through a predictor
+# --------------------------------------------------------------------------------------
+def answer_rows(enc: Encoded, all_rows: bool) -> np.ndarray:
+    """Row index each answer is made at: the last row of each sequence, or every row."""
+    return np.arange(enc.offsets[-1]) if all_rows else enc.offsets[1:] - 1
+
+
+def run_windows(predict: Predictor, enc: Encoded, rows: np.ndarray, spec: InferenceSpec, batch: int) -> dict[str, np.ndarray]:
+    """Outputs at the last position of the window of up to context_length rows ending at each
+    row of `rows` (never crossing into the previous sequence); windows grouped by length."""
+    seq_of_row = np.searchsorted(enc.offsets, rows, side="right") - 1
+    lengths = np.minimum(rows - enc.offsets[seq_of_row] + 1, spec.context_length)
+    results: dict[str, np.ndarray] = {}
+    for length in np.unique(lengths):
+        pick = np.flatnonzero(lengths == length)
+        for lo in range(0, len(pick), batch):
+            part = pick[lo : lo + batch]
+            idx = rows[part][:, None] - length + 1 + np.arange(length)[None, :]  # [B, l]
+            out = predict(_feeds(enc.real, enc.cat, idx, spec))
+            for name, value in out.items():
+                last = value[:, -1] if value.ndim >= 2 and name != EMBEDDING_OUTPUT else value
+                if name not in results:
+                    results[name] = np.empty((len(rows), *last.shape[1:]), dtype=last.dtype)
+                results[name][part] = last
+    return results
+
+
+def _feeds(real: np.ndarray, cat: np.ndarray, idx: np.ndarray, spec: InferenceSpec) -> dict[str, np.ndarray]:
+    feeds = {}
+    if spec.real_inputs:
+        feeds["real"] = np.ascontiguousarray(real[idx])
+    if spec.cat_inputs:
+        feeds["cat"] = np.ascontiguousarray(cat[idx])
+    return feeds
+
+
+# --------------------------------------------------------------------------------------
+# choosing classes and decoding into original units
+# --------------------------------------------------------------------------------------
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def choose(logits: np.ndarray, opts: InferOptions, rng: np.random.Generator) -> np.ndarray:
+    """Class ids [N] from logits [N, K]: argmax, or a sample from softmax(logits / T)."""
+    if not opts.sample:
+        return logits.argmax(axis=-1)
+    cdf = np.cumsum(softmax(logits, opts.temperature), axis=-1)
+    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((cdf < u).sum(axis=-1), logits.shape[-1] - 1)
+
+
+def class_labels(target) -> list[str]:
+    n = target.n_classes
+    labels = list(target.classes or [])[:n]
+    labels += [None] * (n - len(labels))
+    return [str(i) if label is None else str(label) for i, label in enumerate(labels)]
+
+
+def decode(outputs: dict[str, np.ndarray], spec: InferenceSpec, opts: InferOptions, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Output columns in original units: one per target, + probabilities, + embeddings."""
+    cols: dict[str, np.ndarray] = {}
+    for t in spec.targets:
+        raw = outputs.get(TARGET_PREFIX + t.name)
+        if raw is None:
+            continue
+        if t.kind == "real":
+            cols[t.name] = raw.astype(np.float64) * t.std + t.mean
+            continue
+        labels = np.array(class_labels(t), dtype=object)
+        cols[t.name] = labels[choose(raw, opts, rng)]
+        if opts.probabilities:
+            probs = softmax(raw, opts.temperature if opts.sample else 1.0)
+            for k, label in enumerate(labels):
+                cols[f"{t.name}__p_{label}"] = probs[:, k]
+    if EMBEDDING_OUTPUT in outputs:
+        emb = outputs[EMBEDDING_OUTPUT]
+        for k in range(emb.shape[1]):
+            cols[f"emb_{k}"] = emb[:, k]
+    return cols
+
+
+# --------------------------------------------------------------------------------------
+# the whole pipeline
+# --------------------------------------------------------------------------------------
+def infer_frame(
+    df: pl.DataFrame, spec: InferenceSpec, opts: InferOptions, generative: Optional[Predictor], embedding: Optional[Predictor] = None, source: str = "data"
+) -> InferResult:
+    """Answers for the raw rows `df` (see the module docstring); predictors are injectable so
+    that the benchmark can run the same pipeline with PyTorch eager."""
+    opts.check()
+    enc = encode(df, spec, source)
+    if opts.autoregress:
+        frame = _autoregress(enc, spec, opts, generative, embedding)
+        return InferResult(frame, enc.unknown, len(df))
+    rows = answer_rows(enc, opts.all_rows)
+    outputs: dict[str, np.ndarray] = {}
+    for predict in (generative, embedding):
+        if predict is not None:
+            outputs.update(run_windows(predict, enc, rows, spec, opts.batch_size))
+    seq_idx = np.searchsorted(enc.offsets, rows, side="right") - 1
+    cols = decode(outputs, spec, opts, np.random.default_rng(opts.seed))
+    frame = pl.DataFrame({spec.sequence_column: [enc.seq_ids[i] for i in seq_idx], spec.position_column: enc.positions[rows], **cols})
+    return InferResult(frame, enc.unknown, len(df))
+
+
+def feedback_plan(spec: InferenceSpec) -> dict[str, object]:
+    """input column -> the target whose prediction becomes it; an error if any is missing."""
+    if spec.horizon != 1:
+        raise ConfigError(f"--autoregress needs a horizon-1 model (each prediction is the next row); this model predicts horizon {spec.horizon}")
+    fed = {t.feeds_input: t for t in spec.targets if t.feeds_input}
+    missing = [c for c in spec.input_columns if c not in fed]
+    if missing:
+        raise ConfigError(f"--autoregress needs every input column predicted by the model; not predicted: {', '.join(missing)}")
+    return fed
+
+
+def _autoregress(enc: Encoded, spec: InferenceSpec, opts: InferOptions, generative: Optional[Predictor], embedding: Optional[Predictor]) -> pl.DataFrame:
+    """Forecast `opts.autoregress` steps past each sequence's end, feeding predictions back."""
+    if generative is None:
+        raise ConfigError("--autoregress needs the generative model")
+    fed = feedback_plan(spec)
+    rng = np.random.default_rng(opts.seed)
+    ends = enc.offsets[1:] - 1
+    ctx_real, ctx_cat, ctx_len = _contexts(enc, spec.context_length)
+    frames = []
+    for step in range(1, opts.autoregress + 1):
+        outputs = _run_contexts(generative, ctx_real, ctx_cat, ctx_len, spec, opts.batch_size)
+        if embedding is not None:
+            outputs.update(_run_contexts(embedding, ctx_real, ctx_cat, ctx_len, spec, opts.batch_size))
+        cols = decode(outputs, spec, opts, rng)
+        frames.append(pl.DataFrame({spec.sequence_column: enc.seq_ids, spec.position_column: enc.positions[ends] + step, "step": np.full(len(ends), step), **cols}))
+        new_real, new_cat = _next_row(cols, fed, spec)
+        # slide: drop the oldest row, append the generated one
+        ctx_real = np.concatenate([ctx_real[:, 1:], new_real[:, None, :]], axis=1)
+        ctx_cat = np.concatenate([ctx_cat[:, 1:], new_cat[:, None, :]], axis=1)
+        ctx_len = np.minimum(ctx_len + 1, spec.context_length)
+    return pl.concat(frames).sort([spec.sequence_column, "step"], maintain_order=True)
+
+
+def _contexts(enc: Encoded, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each sequence's last <= L rows, right-aligned: real [S, L, R], cat [S, L, C], lengths [S]."""
+    n = np.diff(enc.offsets)
+    length = np.minimum(n, L)
+    idx = enc.offsets[1:, None] - L + np.arange(L)[None, :]  # [S, L], rows before the start are unused
+    idx = np.maximum(idx, enc.offsets[:-1, None])
+    return enc.real[idx], enc.cat[idx], length
+
+
+def _run_contexts(predict: Predictor, real: np.ndarray, cat: np.ndarray, length: np.ndarray, spec: InferenceSpec, batch: int) -> dict[str, np.ndarray]:
+    """Last-position outputs of right-aligned contexts, grouped by their valid length."""
+    L = spec.context_length
+    ctx = Encoded([], np.zeros(0), np.arange(0, (len(length) + 1) * L, L), real.reshape(-1, real.shape[-1]), cat.reshape(-1, cat.shape[-1]))
+    rows = np.arange(len(length)) * L + L - 1
+    results: dict[str, np.ndarray] = {}
+    for l in np.unique(length):
+        pick = np.flatnonzero(length == l)
+        for name, value in run_windows(predict, ctx, rows[pick], spec.model_copy(update={"context_length": int(l)}), batch).items():
+            results.setdefault(name, np.empty((len(length), *value.shape[1:]), dtype=value.dtype))[pick] = value
+    return results
+
+
+def _next_row(cols: dict[str, np.ndarray], fed: dict, spec: InferenceSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The generated row of each sequence in model units: reals re-normalised with the input
+    column's statistics, categories mapped through the input column's id map."""
+    n = len(next(iter(cols.values())))
+    real = np.zeros((n, len(spec.real_inputs)), dtype=np.float32)
+    for j, col in enumerate(spec.real_inputs):
+        real[:, j] = (np.asarray(cols[fed[col.name].name], dtype=np.float64) - col.mean) / (col.std or 1.0)
+    cat = np.zeros((n, len(spec.cat_inputs)), dtype=np.int64)
+    for j, col in enumerate(spec.cat_inputs):
+        id_map = col.id_map or {}
+        cat[:, j] = [id_map.get(str(v), UNKNOWN_ID) for v in cols[fed[col.name].name]]
+    return real, cat
+
+
+def write_frame(frame: pl.DataFrame, path: Path) -> Path:
+    """Write parquet (or csv by suffix) through a temp file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() == ".csv":
+            frame.write_csv(tmp)
+        else:
+            frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def infer(model_path: Path, data_path: Path, output: Optional[Path], opts: InferOptions, expected_sha256: Optional[str] = None) -> InferResult:
+    """`seqdb infer`: load the model (and its embedding sibling when asked), answer, write."""
+    opts.check()
+    model = load_model(model_path, expected_sha256)
+    generative = embedding = None
+    if model.spec.kind == "generative":
+        generative = model.predictor
+        if opts.embeddings:
+            embedding = sibling_model(model).predictor
+    else:
+        embedding = model.predictor
+        if opts.autoregress or opts.probabilities or opts.sample:
+            generative = sibling_model(model).predictor
+    df = read_data(data_path, model.spec)
+    result = infer_frame(df, model.spec, opts, generative, embedding, source=str(data_path))
+    if output is not None:
+        result.output = write_frame(result.frame, output)
+    return result
