@@ -1,0 +1,110 @@
+"""Asking Optuna for the next configuration of a tpe / nsga2 study.
+
+`ask_next(engine, study_id)` runs in one write transaction that holds the study's lock
+(Postgres: `SELECT … FOR UPDATE` on the study row; SQLite: `BEGIN IMMEDIATE`), so asks
+from concurrent workers are serialised: each sees every trial inserted before it, running
+ones included, and the unique (study_id, config_hash) constraint backs this up. The sampler
+is seeded with (study seed + number of trials so far), so a study is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Optional
+
+import optuna
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from seqdb.db.engine import is_sqlite, session_scope
+from seqdb.db.models import Study, Trial, TrialState, utcnow
+from seqdb.errors import ConfigError, NotFoundError
+from seqdb.search.build import StudyContext, build_trial
+from seqdb.search.optuna_view import build_optuna_study, study_spec
+from seqdb.search.space import config_from_optuna, draw
+from seqdb.search.study import trial_row
+
+MAX_ASKS = 64  # sampler retries before falling back to a random unseen configuration
+
+# Lock the study row for the rest of the transaction (Postgres). Concurrent askers of the
+# same study queue here; askers of other studies do not wait.
+LOCK_STUDY_SQL = sa.text("SELECT study_id FROM study WHERE study_id = :study_id FOR UPDATE")
+
+
+def make_sampler(study: Study, n_existing: int) -> optuna.samplers.BaseSampler:
+    spec = study_spec(study)
+    seed = int(study.config["context"]["seed"]) + n_existing
+    if spec.strategy == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    kwargs: dict[str, Any] = {"seed": seed, "constant_liar": True, "multivariate": True}
+    if spec.n_startup_trials is not None:
+        kwargs["n_startup_trials"] = spec.n_startup_trials
+    return optuna.samplers.TPESampler(**kwargs)
+
+
+def ask_next(engine: Engine, study_id: int) -> Optional[int]:
+    """Insert one new pending trial chosen by the study's sampler; its trial_id, or None when
+    the study needs no more trials (or its space is exhausted)."""
+    with session_scope(engine) as s:
+        if not is_sqlite(engine):
+            s.execute(LOCK_STUDY_SQL, {"study_id": study_id})
+        study = s.get(Study, study_id)
+        if study is None:
+            raise NotFoundError(f"study {study_id} does not exist")
+        if not study_spec(study).is_sampled or study.kind != "search":
+            return None
+        rows = s.execute(
+            sa.select(Trial.trial_id, Trial.state, Trial.params, Trial.values, Trial.best_val_loss, Trial.best_step,
+                      Trial.config_hash).where(Trial.study_id == study_id).order_by(Trial.number)
+        ).all()  # fmt: skip
+        if len(rows) >= study.n_trials or study.state == "complete":
+            return None
+        built = _choose(study, rows)
+        if built is None:  # nothing new left in the space: the study ends with what it has
+            s.execute(sa.update(Study).where(Study.study_id == study_id).values(state="complete", n_trials=len(rows)))
+            return None
+        arch_ids = {a["architecture"]: a.get("architecture_id") for a in study.config["context"]["architectures"]}
+        row = trial_row(study_id, len(rows), built, arch_ids)
+        return s.execute(sa.insert(Trial.__table__).values(**row).returning(Trial.trial_id)).scalar_one()
+
+
+def _choose(study: Study, rows: list) -> Optional[Any]:
+    """Ask Optuna until it proposes a valid, in-budget configuration not in the study."""
+    ctx = StudyContext.from_json(study.config["context"])
+    seen = {r.config_hash for r in rows}
+    ostudy, factors, distributions = build_optuna_study(study, rows, sampler=make_sampler(study, len(rows)))
+    for _ in range(MAX_ASKS):
+        trial = ostudy.ask(distributions)
+        built = _valid_new(ctx, config_from_optuna(factors, trial.params), seen)
+        if built is not None:
+            return built
+        ostudy.tell(trial, state=optuna.trial.TrialState.FAIL)  # steer away from it
+    rng = random.Random(ctx.seed + len(rows))
+    for _ in range(20 * MAX_ASKS):
+        config: dict = {}
+        for factor in factors:
+            config.update(draw(factor, rng))
+        built = _valid_new(ctx, config, seen)
+        if built is not None:
+            return built
+    return None
+
+
+def _valid_new(ctx: StudyContext, config: dict, seen: set[str]):  # noqa: ANN202
+    try:
+        built = build_trial(ctx, config)
+    except ConfigError:
+        return None
+    if not ctx.in_budget(built.counts.total) or built.config.config_hash() in seen:
+        return None
+    return built
+
+
+def tell(engine: Engine, trial_id: int, *, state: str = TrialState.completed.value, values: Optional[list[float]] = None) -> None:
+    """Record a trial's outcome outside the runner (benchmarks, tests, imports): state,
+    objective values and the first value as best_val_loss."""
+    update: dict[str, Any] = {"state": state, "finished_at": utcnow(), "values": values}
+    if values:
+        update["best_val_loss"] = float(values[0])
+    with session_scope(engine) as s:
+        s.execute(sa.update(Trial).where(Trial.trial_id == trial_id).values(**update))

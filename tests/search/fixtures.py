@@ -1,0 +1,48 @@
+"""Small experiments and data specs for the search tests (no data preparation needed)."""
+
+from __future__ import annotations
+
+from seqdb.config.trial import DataSpec, InputColumn, TargetSpec
+from seqdb.db.engine import session_scope
+from seqdb.db.models import Experiment
+from seqdb.experiment.schema import ExperimentConfig
+
+COLUMNS = {"log_return": "real", "log_range": "real", "weekday": "categorical"}
+
+
+def base_spec(horizon: int = 1) -> DataSpec:
+    return DataSpec(
+        dataset_hash="test",
+        context_length=16,
+        horizon=horizon,
+        inputs=[
+            InputColumn(name="log_return", kind="real"),
+            InputColumn(name="log_range", kind="real"),
+            InputColumn(name="weekday", kind="categorical", vocab_size=7, embedding_dim=None),
+        ],
+        targets=[TargetSpec(name="log_return", kind="categorical", n_classes=2)],
+    )
+
+
+def experiment_config(search: dict | None = None, **over) -> ExperimentConfig:
+    data = {
+        "name": over.pop("name", "exp"),
+        "seed": 7,
+        "data": {"path": "data/x.csv", "columns": COLUMNS},
+        "target": {"column": "log_return", "task": "direction"},
+        "context_length": 16,
+        "horizons": [1, 3],
+        "budgets": over.pop("budgets", ["20k", "60k"]),
+        "search": search or {},
+        "training": {"max_epochs": 3},
+        **over,
+    }
+    return ExperimentConfig.model_validate(data)
+
+
+def register(engine, cfg: ExperimentConfig) -> Experiment:
+    with session_scope(engine) as s:
+        row = Experiment(name=cfg.name, yaml_text="{}", content_hash="0" * 64, config=cfg.model_dump(mode="json"))
+        s.add(row)
+        s.flush()
+        return row
