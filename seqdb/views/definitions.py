@@ -245,7 +245,7 @@ WITH so AS (
   FROM tables.study),
 tv AS (
   SELECT trial_id, study_id, number, state, from_json("values", '["DOUBLE"]') AS vals
-  FROM tables.trial WHERE "values" IS NOT NULL),
+  FROM tables.trial WHERE json_type("values") = 'ARRAY'),  -- JSON null on SQLite is the text 'null'
 idx AS (
   SELECT tv.*, so.objs, unnest(generate_series(1, len(so.objs))) AS i FROM tv JOIN so USING (study_id))
 SELECT trial_id, study_id, number, state, i - 1 AS objective_index, objs[i].name AS objective,
@@ -308,13 +308,15 @@ def learning_curve_macro_sql(backend: str) -> str:
     DuckDB's sqlite scanner does not push WHERE filters into SQLite, so on SQLite the macro
     sends the filtered query to SQLite itself (through the read-only attachment; the id is
     cast to BIGINT, so nothing but a number reaches the SQL text). On Postgres the scanner
-    pushes `trial_id = ?` down already.
+    pushes `trial_id = ?` down already. sqlite_query hands back text here, so the doubles
+    travel as `printf('%!.17g')` (exact round trip) and are cast back.
     """
     cols = ("CAST(trial_id AS BIGINT) AS trial_id, CAST(metric AS VARCHAR) AS metric, CAST(step AS BIGINT) AS step, "
             "CAST(epoch AS BIGINT) AS epoch, CAST(value AS DOUBLE) AS value, to_timestamp(CAST(time AS DOUBLE))::TIMESTAMP AS time")
     if backend == "sqlite":
         inner = (
-            "'SELECT trial_id, name AS metric, step, epoch, value, time FROM metric WHERE trial_id = '"
+            "'SELECT trial_id, name AS metric, step, epoch, printf(''%!.17g'', value) AS value, "
+            "printf(''%!.17g'', time) AS time FROM metric WHERE trial_id = '"
             " || CAST(tid AS BIGINT) || ' ORDER BY name, step'"
         )
         return f"CREATE MACRO learning_curve(tid) AS TABLE SELECT {cols} FROM sqlite_query('db', {inner})"
