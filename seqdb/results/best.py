@@ -49,26 +49,20 @@ class BestTrial:
         return asdict(self)
 
 
-def budget_params(text: str) -> Optional[int]:
-    """The parameter count a budget string names (`20M` -> 20_000_000), None if unparsable."""
-    try:
-        from seqdb.experiment.budgets import parse_budget
-    except ImportError:  # pragma: no cover - the experiment package is always there in a release
-        return None
-    try:
-        return int(parse_budget(text))
-    except Exception:  # noqa: BLE001 - an unparsable string simply matches no n_params
-        return None
+def budget_params(text: str) -> int:
+    """The parameter count a budget string names (`20M` -> 20_000_000); a ConfigError listing
+    the accepted forms when it is not one."""
+    from seqdb.experiment.budgets import parse_budget
+
+    return int(parse_budget(text))
 
 
 def find_study(session, budget: str, horizon: int, experiment: Optional[str], kind: str = "search") -> tuple[Study, Budget, Experiment]:
     """The study of (experiment, budget, horizon, kind); the experiment may be omitted when only
     one experiment has such a study. Errors name what exists."""
     n_params = budget_params(budget)
-    # -- candidate studies: match the budget by its label (case-insensitive) or its parsed count
-    budget_match = sa.func.lower(Budget.label) == budget.strip().lower()
-    if n_params is not None:
-        budget_match = sa.or_(budget_match, Budget.n_params == n_params)
+    # -- candidate studies: the budget matches by its label (case-insensitive) or its count
+    budget_match = sa.or_(sa.func.lower(Budget.label) == budget.strip().lower(), Budget.n_params == n_params)
     query = (
         sa.select(Study, Budget, Experiment)
         .join(Budget, Budget.budget_id == Study.budget_id)

@@ -30,10 +30,10 @@ import numpy as np
 import polars as pl
 
 from seqdb.errors import ConfigError, DataError, NotFoundError
-from seqdb.results.onnx_export import EMBEDDING_OUTPUT, TARGET_PREFIX, input_names, output_names, sha256_file
+from seqdb.results.onnx_export import CAT_INPUT, EMBEDDING_OUTPUT, REAL_INPUT, TARGET_PREFIX, input_names, output_names, sha256_file
 from seqdb.results.spec import METADATA_KEY, UNKNOWN_ID, InferenceSpec
 
-# feeds {"real": [B,L,R], "cat": [B,L,C]} -> {output name: array}
+# feeds {"input__real": [B,L,R], "input__cat": [B,L,C]} -> {output name: array}
 Predictor = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -225,9 +225,9 @@ def run_windows(predict: Predictor, enc: Encoded, rows: np.ndarray, spec: Infere
 def _feeds(real: np.ndarray, cat: np.ndarray, idx: np.ndarray, spec: InferenceSpec) -> dict[str, np.ndarray]:
     feeds = {}
     if spec.real_inputs:
-        feeds["real"] = np.ascontiguousarray(real[idx])
+        feeds[REAL_INPUT] = np.ascontiguousarray(real[idx])
     if spec.cat_inputs:
-        feeds["cat"] = np.ascontiguousarray(cat[idx])
+        feeds[CAT_INPUT] = np.ascontiguousarray(cat[idx])
     return feeds
 
 

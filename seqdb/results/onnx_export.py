@@ -1,6 +1,6 @@
 """ONNX export of a trained model: a generative model and an embedding model.
 
-- generative: inputs `real` [B, L, R] float32 and `cat` [B, L, C] int64 (an absent kind of
+- generative: inputs `input__real` [B, L, R] float32 and `input__cat` [B, L, C] int64 (an absent kind of
   input is simply not an input of the file); one output per target, named `target__<name>` —
   logits [B, L, K] for a categorical target, predictions [B, L] for a real one (normalised
   units; the spec in the file's metadata turns them into original units).
@@ -40,6 +40,7 @@ TOLERANCE = 1e-4
 OPSET = 20
 TARGET_PREFIX = "target__"
 EMBEDDING_OUTPUT = "embedding__last"
+REAL_INPUT, CAT_INPUT = "input__real", "input__cat"  # prefixed: graph node names never collide
 
 
 class _Generative(nn.Module):
@@ -90,7 +91,7 @@ def output_names(spec: InferenceSpec) -> list[str]:
 
 
 def input_names(spec: InferenceSpec) -> list[str]:
-    return (["real"] if spec.real_inputs else []) + (["cat"] if spec.cat_inputs else [])
+    return ([REAL_INPUT] if spec.real_inputs else []) + ([CAT_INPUT] if spec.cat_inputs else [])
 
 
 def example_inputs(spec: InferenceSpec, batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -98,10 +99,10 @@ def example_inputs(spec: InferenceSpec, batch: int, length: int, seed: int = 0) 
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     if spec.real_inputs:
-        out["real"] = rng.standard_normal((batch, length, len(spec.real_inputs))).astype(np.float32)
+        out[REAL_INPUT] = rng.standard_normal((batch, length, len(spec.real_inputs))).astype(np.float32)
     if spec.cat_inputs:
         highs = [max(2, len(c.id_map or {}) + 2) for c in spec.cat_inputs]
-        out["cat"] = np.stack([rng.integers(0, h, size=(batch, length)) for h in highs], axis=-1).astype(np.int64)
+        out[CAT_INPUT] = np.stack([rng.integers(0, h, size=(batch, length)) for h in highs], axis=-1).astype(np.int64)
     return out
 
 
