@@ -139,7 +139,7 @@ def infer(
     result = run_infer(path, data, out, opts, expected_sha256=sha)
     for column, n in result.unknown.items():
         if n:
-            err_console.print(f"note: {n} value(s) of {column} not in the model's id map were read as unknown (id 0)")
+            err_console.print(f"note: {n} value(s) of {column} not in the model's id map were read as 'other' (id 1)")
     console.print(f"{result.frame.height} answer row(s) from {result.n_input_rows} input row(s) written to {result.output}")
 
 

@@ -2,8 +2,8 @@
 
 Input: raw long-format data (csv or parquet; the sequence column, the position column and
 every input column of the model). The model file's spec (see `seqdb.results.spec`) maps
-categorical values to ids (a value the map does not know becomes id 0, "unknown", and is
-counted) and normalises real columns with the training-split statistics.
+categorical values to ids (a value the map does not know becomes id 1, "other", as rare
+training values did, and is counted; a missing value is id 0) and normalises real columns with the training-split statistics.
 
 What comes out, one row per answer:
 - default: one forecast per sequence, made at its last row (the target `horizon` steps later);
@@ -31,7 +31,7 @@ import polars as pl
 
 from seqdb.errors import ConfigError, DataError, NotFoundError
 from seqdb.results.onnx_export import CAT_INPUT, EMBEDDING_OUTPUT, REAL_INPUT, TARGET_PREFIX, input_names, output_names, sha256_file
-from seqdb.results.spec import METADATA_KEY, UNKNOWN_ID, InferenceSpec
+from seqdb.results.spec import METADATA_KEY, OTHER_ID, UNKNOWN_ID, InferenceSpec
 
 # feeds {"input__real": [B,L,R], "input__cat": [B,L,C]} -> {output name: array}
 Predictor = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -161,23 +161,18 @@ def read_data(path: Path, spec: InferenceSpec) -> pl.DataFrame:
 
 
 def encode(df: pl.DataFrame, spec: InferenceSpec, source: str = "data") -> Encoded:
-    """Sort by (sequence, position), map categorical values to ids, normalise reals."""
+    """Sort by (sequence, position), map categorical values to ids, normalise reals — the
+    same rules as data preparation (missing reals per the nan policy, then the mean)."""
     seq, pos = spec.sequence_column, spec.position_column
-    df = df.sort([seq, pos])
-    dup = df.select(pl.struct(seq, pos).is_duplicated().any()).item()
-    if dup:
+    df = df.sort([seq, pos], maintain_order=True)
+    if df.select(pl.struct(seq, pos).is_duplicated().any()).item():
         raise DataError(f"{source}: duplicate {pos} within a {seq}; each (sequence, position) must be unique")
     seq_values = df.get_column(seq)
     change = np.flatnonzero(seq_values.ne_missing(seq_values.shift(1)).fill_null(True).to_numpy())
     offsets = np.append(change, len(df)).astype(np.int64)
     real = np.zeros((len(df), len(spec.real_inputs)), dtype=np.float32)
     for j, col in enumerate(spec.real_inputs):
-        values = df.get_column(col.name).cast(pl.Float64, strict=False).to_numpy()
-        bad = ~np.isfinite(values)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{source}: column {col.name} has {int(bad.sum())} missing or non-finite values (first at {seq}={df[seq][i]}, {pos}={df[pos][i]})")
-        real[:, j] = (values - col.mean) / (col.std or 1.0)
+        real[:, j] = _normalised(df, col, spec, source)
     cat = np.zeros((len(df), len(spec.cat_inputs)), dtype=np.int64)
     unknown: dict[str, int] = {}
     for j, col in enumerate(spec.cat_inputs):
@@ -185,13 +180,30 @@ def encode(df: pl.DataFrame, spec: InferenceSpec, source: str = "data") -> Encod
     return Encoded(seq_values.gather(change).to_list(), df.get_column(pos).to_numpy(), offsets, real, cat, unknown)
 
 
+def _normalised(df: pl.DataFrame, col, spec: InferenceSpec, source: str) -> np.ndarray:  # noqa: ANN001 - an InputSpec
+    """(x - mean) / std; a missing value is an error (nan policy `error`) or is forward-filled
+    within its sequence (`ffill`) and otherwise read as the training mean (0 normalised)."""
+    seq, pos = spec.sequence_column, spec.position_column
+    x = df.get_column(col.name).cast(pl.Float64, strict=False)
+    x = x.set(~x.is_finite().fill_null(False), None)
+    if x.null_count() and spec.nan_policy == "error":
+        i = int(np.flatnonzero(x.is_null().to_numpy())[0])
+        raise DataError(f"{source}: column {col.name} has {x.null_count()} missing or non-finite value(s) (first at {seq}={df[seq][i]}, {pos}={df[pos][i]}); the model's nan policy is `error`")
+    if x.null_count() and spec.nan_policy == "ffill":
+        x = pl.DataFrame({"s": df.get_column(seq), "x": x}).select(pl.col("x").forward_fill().over("s")).to_series()
+    return ((x - col.mean) / (col.std or 1.0)).fill_null(0.0).to_numpy().astype(np.float32)
+
+
 def _map_ids(values: pl.Series, id_map: dict[str, int]) -> tuple[np.ndarray, int]:
-    """Map values (compared as strings) to ids; unknown or null values -> 0, counted."""
+    """Map values (compared as strings) to ids: missing -> 0, a value the map does not know
+    -> 1 ("other", as rare training values were); returns the ids and how many were unknown."""
     keys = pl.Series("k", list(id_map.keys()), dtype=pl.String)
     ids = pl.Series("v", list(id_map.values()), dtype=pl.Int64)
-    mapped = values.cast(pl.String, strict=False).replace_strict(keys, ids, default=None, return_dtype=pl.Int64)
-    n_unknown = int(mapped.null_count())
-    return mapped.fill_null(UNKNOWN_ID).to_numpy().astype(np.int64), n_unknown
+    text = values.cast(pl.String, strict=False)
+    mapped = text.replace_strict(keys, ids, default=None, return_dtype=pl.Int64)
+    unseen = mapped.is_null() & text.is_not_null()
+    out = mapped.fill_null(OTHER_ID).set(text.is_null(), UNKNOWN_ID)
+    return out.to_numpy().astype(np.int64), int(unseen.sum())
 
 
 # --------------------------------------------------------------------------------------

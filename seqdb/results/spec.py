@@ -3,7 +3,7 @@
 Every ONNX file seqdb exports carries one `InferenceSpec` as JSON in its metadata (key
 `seqdb`), so `seqdb infer` needs nothing but the file: the input columns in model order,
 the categorical id maps (0 unknown, 1 other, 2+ values), the training-split normalisation
-statistics, the targets with their class labels and units, and the context length.
+statistics, the missing-value policy, the targets with their class labels and units, and the context length.
 A file without this key is not a seqdb model and is refused.
 """
 
@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT = "seqdb-onnx/1"
 METADATA_KEY = "seqdb"
-UNKNOWN_ID = 0
+UNKNOWN_ID = 0  # a missing categorical value
+OTHER_ID = 1  # a value the id map does not know (as rare training values)
 
 
 class Strict(BaseModel):
@@ -50,6 +51,7 @@ class InferenceSpec(Strict):
     horizon: int = Field(default=1, gt=0)
     sequence_column: str = "sequenceId"
     position_column: str = "itemPosition"
+    nan_policy: Literal["error", "ffill", "zero"] = "error"  # missing real inputs, as in preparation
     real_inputs: list[InputSpec]  # in model order ([B, L, R])
     cat_inputs: list[InputSpec]  # in model order ([B, L, C])
     targets: list[TargetOut]
