@@ -74,16 +74,16 @@ def canonical_attention(model: dict) -> dict:
 
 
 def subset_spec(base: DataSpec, input_columns: Optional[tuple] = None, embedding_dims: Optional[tuple] = None) -> DataSpec:
-    """The base spec restricted to `input_columns` (in their given order) with the given
+    """The base spec restricted to `input_columns` (kept in data order) with the given
     categorical embedding sizes ((column, dim) pairs)."""
-    by_name = {c.name: c for c in base.inputs}
-    names = list(input_columns) if input_columns else list(by_name)
+    names = set(input_columns) if input_columns else {c.name for c in base.inputs}
     dims = dict(embedding_dims or ())
     inputs = []
-    for name in names:
-        col = by_name[name]
-        if name in dims and col.kind == "categorical":
-            col = col.model_copy(update={"embedding_dim": int(dims[name])})
+    for col in base.inputs:  # data order, as seqdb.data.prepared.PreparedData.data_spec
+        if col.name not in names:
+            continue
+        if col.name in dims and col.kind == "categorical":
+            col = col.model_copy(update={"embedding_dim": int(dims[col.name])})
         inputs.append(col)
     return base.model_copy(update={"inputs": inputs})
 

@@ -1,0 +1,133 @@
+"""`seqdb study create|list|show` and `seqdb trial list|export`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from seqdb.cli.common import console, open_db
+from seqdb.errors import ConfigError
+
+study_app = typer.Typer(help="Studies: one search per (experiment, budget, horizon).", no_args_is_help=True)
+trial_app = typer.Typer(help="Trials: list them, export one as a standalone training config.", no_args_is_help=True)
+
+
+def _pick_experiment(engine, name: Optional[str]) -> str:  # noqa: ANN001
+    from seqdb.runner.plan import pick_experiment
+
+    return pick_experiment(engine, name)
+
+
+@study_app.command("create")
+def create(
+    ctx: typer.Context,
+    budget: str = typer.Option(..., "--budget", help="Parameter budget of the experiment, e.g. 20M."),
+    horizon: int = typer.Option(..., "--horizon", help="Prediction horizon of the experiment."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="Experiment name (default: the only one registered)."),
+) -> None:
+    """Create the study (budget, architectures, pending trials); a no-op when it exists."""
+    from seqdb.search.report import effort_line, summarize
+    from seqdb.search.study import ensure_study
+
+    project, engine = open_db(ctx)
+    study = ensure_study(engine, project, _pick_experiment(engine, experiment), budget, horizon)
+    summary = summarize(engine, study.study_id)
+    pending = summary.counts.get("pending", 0)
+    console.print(f"study {study.study_id} {study.name}: {study.strategy}, {study.n_trials} trials ({pending} pending)")
+    console.print(effort_line(summary))
+
+
+@study_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment's studies."),
+) -> None:
+    """Every study with its trial counts by state and best value so far."""
+    from seqdb.search.report import STATES, list_studies
+
+    _, engine = open_db(ctx)
+    table = Table(title="studies")
+    for col in ("id", "study", "strategy", "trials", *STATES, "best"):
+        table.add_column(col, justify="left" if col in ("study", "strategy") else "right")
+    for st in list_studies(engine, experiment):
+        best = f"{st.best['value']:.4g} (#{st.best['trial_id']})" if st.best else "-"
+        table.add_row(str(st.study_id), st.name, st.strategy, str(st.n_trials), *(str(st.counts.get(x, 0)) for x in STATES), best)
+    console.print(table)
+
+
+@study_app.command("show")
+def show(ctx: typer.Context, study: str = typer.Argument(..., help="Study id or name (experiment/budget/hH).")) -> None:
+    """Progress by state, best so far, effort spent, and whether effort is equal across budgets."""
+    from seqdb.search.report import STATES, effort_line, summarize
+
+    _, engine = open_db(ctx)
+    st = summarize(engine, study)
+    objectives = ", ".join(f"{o['name']} ({o['direction']})" for o in st.objectives)
+    console.print(f"study {st.study_id} {st.name} [{st.state}]")
+    console.print(f"strategy {st.strategy}; objectives {objectives}; pruner {st.pruner}")
+    total = sum(st.counts.values())
+    console.print("progress: " + ", ".join(f"{x} {st.counts.get(x, 0)}" for x in STATES) + f"; {total} of {st.n_trials} trials created")
+    console.print(f"spent: {total - st.counts.get('pending', 0)} trials started, {st.epochs_done} epochs trained")
+    console.print(effort_line(st))
+    if st.stats.get("expanded"):
+        s = st.stats
+        console.print(f"expansion: {s['expanded']} configurations, {s['out_of_budget']} outside the budget, {s['invalid']} invalid, {s['duplicates']} duplicates dropped")
+    if st.best:
+        label = f" [{st.best['label']}]" if st.best.get("label") else ""
+        console.print(f"best: trial {st.best['trial_id']} (#{st.best['number']}){label} {st.objectives[0]['name']} {st.best['value']:.6g}")
+        console.print(f"  params: {json.dumps(st.best['params'], default=str)}")
+    else:
+        console.print("best: no completed trial yet")
+
+
+@trial_app.command("list")
+def trial_list(
+    ctx: typer.Context,
+    study: str = typer.Option(..., "--study", help="Study id or name."),
+    state: Optional[str] = typer.Option(None, "--state", help="Only trials in this state."),
+    limit: int = typer.Option(50, "--limit", help="At most this many rows."),
+) -> None:
+    """A study's trials: state, label, parameter count, best validation loss, searched params."""
+    from seqdb.search.report import STATES, list_trials
+
+    if state is not None and state not in STATES:
+        raise ConfigError(f"--state {state!r}; allowed: {', '.join(STATES)}")
+    _, engine = open_db(ctx)
+    table = Table(title=f"trials of {study}")
+    for col in ("id", "#", "state", "label", "params", "val_loss", "searched"):
+        table.add_column(col, justify="right" if col in ("id", "#", "params", "val_loss") else "left", overflow="fold")
+    for t in list_trials(engine, study, state, limit):
+        searched = {k: v for k, v in (t.params or {}).items() if k not in ("d_model", "n_head", "n_layers", "d_ff", "n_kv_heads")}
+        loss = f"{t.best_val_loss:.4g}" if t.best_val_loss is not None else "-"
+        table.add_row(str(t.trial_id), str(t.number), t.state, t.label or "", f"{t.param_count:,}" if t.param_count else "-", loss, json.dumps(searched, default=str))
+    console.print(table)
+
+
+@trial_app.command("export")
+def trial_export(
+    ctx: typer.Context,
+    trial_id: int = typer.Argument(..., help="Trial id."),
+    as_yaml: bool = typer.Option(False, "--yaml", help="YAML (default: JSON)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write to this file instead of stdout."),
+) -> None:
+    """A complete, standalone training config of one trial."""
+    from seqdb.search.report import export_trial
+
+    _, engine = open_db(ctx)
+    text = export_trial(engine, trial_id, as_yaml=as_yaml)
+    if output is None:
+        typer.echo(text)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    console.print(f"trial {trial_id} written to {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(study_app, name="study")
+    app.add_typer(trial_app, name="trial")
