@@ -34,10 +34,10 @@ def prepare_cmd(
     s = row.splits
     parts = ", ".join(f"{p} {s[p]['rows']:,} rows / {s[p]['windows']:,} windows" for p in ("train", "validation", "test"))
     skipped = s.get("skipped_sequences", 0)
-    console.print(f"dataset {row.dataset_id} ({row.content_hash[:12]}) for {experiment!r}: {row.n_rows:,} rows, {row.n_sequences} sequences; {parts}")
+    console.print(f"dataset {row.dataset_id} ({row.content_hash[:12]}) for {experiment!r}: {row.n_rows:,} rows, {row.n_sequences} sequences; {parts}", soft_wrap=True)
     if skipped:
-        console.print(f"skipped {skipped} sequence(s) shorter than context_length + max horizon")
-    console.print(f"at {row.path} ({took:.2f} s)")
+        console.print(f"skipped {skipped} sequence(s) shorter than context_length + max horizon", soft_wrap=True)
+    console.print(f"at {row.path} ({took:.2f} s)", soft_wrap=True)
 
 
 @data_app.command("sp500")
@@ -50,4 +50,4 @@ def sp500_cmd(
 
     frame = write_sp500(out, yearly=yearly)
     n_seq = frame["sequenceId"].n_unique()
-    console.print(f"wrote {frame.height:,} rows, {n_seq} sequence(s), columns {', '.join(frame.columns)} to {out}")
+    console.print(f"wrote {frame.height:,} rows, {n_seq} sequence(s), columns {', '.join(frame.columns)} to {out}", soft_wrap=True)

@@ -22,7 +22,9 @@ def _root(ctx: typer.Context) -> Path:
     from seqdb.project import find_project_root
 
     st = state(ctx)
-    return find_project_root(st.project) or Path.cwd() if st.project is None else (find_project_root(st.project) or st.project)
+    if st.project is not None:
+        return find_project_root(st.project) or st.project
+    return find_project_root() or Path.cwd()
 
 
 def _data_note(config, root: Path) -> str:  # noqa: ANN001
@@ -45,8 +47,8 @@ def validate_cmd(ctx: typer.Context, file: Path = typer.Argument(..., help="Expe
     config = load_experiment(file)
     note = _data_note(config, _root(ctx))
     budgets = ", ".join(f"{label} ({n:,})" for label, n in config.budget_pairs)
-    console.print(f"{file}: valid experiment {config.name!r}; horizons {list(config.horizons)}; budgets {budgets}")
-    console.print(note)
+    console.print(f"{file}: valid experiment {config.name!r}; horizons {list(config.horizons)}; budgets {budgets}", soft_wrap=True)
+    console.print(note, soft_wrap=True)
 
 
 @experiment_app.command("add")
@@ -63,9 +65,9 @@ def add_cmd(
     note = _data_note(load_experiment(file), project.root)
     row, changed = register_experiment(engine, file, replace=replace)
     verb = "registered" if changed else "already registered (same content)"
-    console.print(f"experiment {row.name!r} {verb}; id {row.experiment_id}, hash {row.content_hash[:12]}")
+    console.print(f"experiment {row.name!r} {verb}; id {row.experiment_id}, hash {row.content_hash[:12]}", soft_wrap=True)
     if note.startswith("note:"):
-        console.print(note)
+        console.print(note, soft_wrap=True)
 
 
 @experiment_app.command("list")
@@ -83,7 +85,7 @@ def list_cmd(ctx: typer.Context) -> None:
         targets = ", ".join(f"{t['task']}({t['column']})" for t in c["target"])
         table.add_row(str(r.experiment_id), r.name, targets, str(c["horizons"]), ", ".join(c["budgets"]), r.content_hash[:12], f"{r.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
-    console.print(f"{len(rows)} experiment(s)")
+    console.print(f"{len(rows)} experiment(s)", soft_wrap=True)
 
 
 @experiment_app.command("show")
@@ -106,8 +108,8 @@ def show_cmd(
         return
     with session_scope(engine, write=False) as session:
         datasets = session.scalars(select(Dataset).where(Dataset.experiment_id == row.experiment_id)).all()
-    console.print(f"# experiment {row.name!r} (id {row.experiment_id}, hash {row.content_hash[:12]}, from {row.source_path})")
+    console.print(f"# experiment {row.name!r} (id {row.experiment_id}, hash {row.content_hash[:12]}, from {row.source_path})", soft_wrap=True)
     console.print(row.yaml_text, markup=False, highlight=False)
-    console.print("budgets: " + ", ".join(f"{label} = {n:,} parameters" for label, n in config.budget_pairs) + f" (tolerance ±{config.tolerance:.0%})")
+    console.print("budgets: " + ", ".join(f"{label} = {n:,} parameters" for label, n in config.budget_pairs) + f" (tolerance ±{config.tolerance:.0%})", soft_wrap=True)
     for d in datasets:
-        console.print(f"dataset {d.dataset_id}: hash {d.content_hash[:12]}, {d.n_rows:,} rows, {d.n_sequences} sequences, {d.path}")
+        console.print(f"dataset {d.dataset_id}: hash {d.content_hash[:12]}, {d.n_rows:,} rows, {d.n_sequences} sequences, {d.path}", soft_wrap=True)

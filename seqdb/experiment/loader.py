@@ -128,6 +128,7 @@ def _found(err: dict) -> str:
 
 
 def _lower_first(text: str) -> str:
+    text = text.removeprefix("Input should be ").removeprefix("input should be ")
     return text[:1].lower() + text[1:]
 
 
