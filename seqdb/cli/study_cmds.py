@@ -47,15 +47,17 @@ def list_cmd(
     experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment's studies."),
 ) -> None:
     """Every study with its trial counts by state and best value so far."""
-    from seqdb.search.report import STATES, list_studies
+    from seqdb.search.report import list_studies
 
     _, engine = open_db(ctx)
     table = Table(title="studies")
-    for col in ("id", "study", "strategy", "trials", *STATES, "best"):
-        table.add_column(col, justify="left" if col in ("study", "strategy") else "right")
+    for col in ("id", "study", "strategy", "done/trials", "running", "pending", "pruned", "failed", "best"):
+        table.add_column(col, justify="left" if col in ("study", "strategy") else "right", no_wrap=col == "study")
     for st in list_studies(engine, experiment):
         best = f"{st.best['value']:.4g} (#{st.best['trial_id']})" if st.best else "-"
-        table.add_row(str(st.study_id), st.name, st.strategy, str(st.n_trials), *(str(st.counts.get(x, 0)) for x in STATES), best)
+        c = st.counts
+        table.add_row(str(st.study_id), st.name, st.strategy, f"{c.get('completed', 0)}/{st.n_trials}",
+                      *(str(c.get(x, 0)) for x in ("running", "pending", "pruned", "failed")), best)  # fmt: skip
     console.print(table)
 
 
