@@ -82,7 +82,8 @@ def create_synthetic_study(engine: Engine, n_trials: int, *, max_attempts: int =
         s.add(budget)
         s.flush()
         study = Study(experiment_id=exp.experiment_id, budget_id=budget.budget_id, horizon=1, name=name, strategy="grid",
-                      n_trials=n_trials, max_epochs=1, objectives=[{"name": "val_loss", "direction": "minimize"}], config={})
+                      n_trials=n_trials, max_epochs=1, objectives=[{"name": "val_loss", "direction": "minimize"}],
+                      config={"search": {"strategy": "grid"}})
         s.add(study)
         s.flush()
         s.add_all(Trial(study_id=study.study_id, number=i, config_hash=f"{i:064x}", config={"i": i}, max_attempts=max_attempts)

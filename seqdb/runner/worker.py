@@ -120,10 +120,13 @@ def install_signal_handlers(stop: StopFlag) -> None:
     A third signal kills the process the default way."""
     if threading.current_thread() is not threading.main_thread():
         return
-    count = {"n": 0}
+    count = {"n": 0, "last": 0.0}
 
     def handler(signum, _frame):  # noqa: ANN001
-        count["n"] += 1
+        now = time.monotonic()
+        if now - count["last"] > 1.0:  # a signal sent both to the group and forwarded counts once
+            count["n"] += 1
+        count["last"] = now
         stop.set(f"signal {signal.Signals(signum).name}")
         if count["n"] >= 3:
             signal.signal(signum, signal.SIG_DFL)
