@@ -3,8 +3,8 @@
 Method (Hoffmann et al. 2022, "Training compute-optimal LLMs", App. D.2; Besiroglu et al.
 2024, "Chinchilla scaling: a replication attempt"):
 - fit in log space: log L_hat = LSE(e, a - alpha * log N) with E = exp(e), A = exp(a);
-- Huber loss (delta = 1e-3) on the log residuals, minimised by L-BFGS-B from a grid of
-  starting points; the best local optimum wins;
+- Huber loss (delta = 1e-3) on the log residuals, minimised by L-BFGS-B from the 8 best
+  points of a 384-point grid of starts (e, a, alpha); the best local optimum wins;
 - uncertainty by bootstrap: each replicate takes, per budget, the best of a resample of
   that budget's completed trials (how lucky the tuning was), times a resampled log-space
   residual of the fit (when there are more budgets than the 3 parameters); percentile
@@ -27,9 +27,10 @@ from seqdb.errors import ConfigError
 
 MIN_POINTS = 3
 HUBER_DELTA = 1e-3
-_GRID_ALPHA = (0.1, 0.3, 0.7, 1.5)
-_GRID_A = (0.0, 5.0, 12.0, 25.0)
-_GRID_E_OFFSET = (-2.0, -0.5, -0.1)  # added to log(min L)
+_GRID_ALPHA = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
+_GRID_A = (0.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0)
+_GRID_E_OFFSET = (-3.0, -2.0, -1.0, -0.5, -0.2, -0.05)  # added to log(min L)
+N_LOCAL_STARTS = 8  # L-BFGS-B runs from the best grid points
 _BOUNDS = [(-30.0, 30.0), (-30.0, 60.0), (0.0, 4.0)]  # e, a, alpha
 
 
@@ -58,15 +59,21 @@ def _objective(theta: np.ndarray, log_n: np.ndarray, log_l: np.ndarray, delta: f
     return float(loss), grad
 
 
-def _starts(log_l: np.ndarray) -> list[np.ndarray]:
+def _starts(log_n: np.ndarray, log_l: np.ndarray, k: int = N_LOCAL_STARTS) -> list[np.ndarray]:
+    """The `k` best points of the (e, a, alpha) grid by objective value (evaluated at once)."""
     e0 = float(log_l.min())
-    return [np.array([e0 + de, a, al]) for de, a, al in itertools.product(_GRID_E_OFFSET, _GRID_A, _GRID_ALPHA)]
+    grid = np.array([[e0 + de, a, al] for de, a, al in itertools.product(_GRID_E_OFFSET, _GRID_A, _GRID_ALPHA)])  # (G, 3)
+    pred = np.logaddexp(grid[:, :1], grid[:, 1:2] - grid[:, 2:3] * log_n[None, :])  # (G, P)
+    r = np.abs(pred - log_l[None, :])
+    f = np.where(r <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (r - 0.5 * HUBER_DELTA)).sum(axis=1)  # (G,)
+    return list(grid[np.argsort(f)[:k]])
 
 
 def _optimise(log_n: np.ndarray, log_l: np.ndarray, starts: Sequence[np.ndarray], delta: float) -> np.ndarray:
     best_x, best_f = None, np.inf
     for x0 in starts:
-        res = minimize(_objective, x0, args=(log_n, log_l, delta), jac=True, method="L-BFGS-B", bounds=_BOUNDS)
+        res = minimize(_objective, x0, args=(log_n, log_l, delta), jac=True, method="L-BFGS-B", bounds=_BOUNDS,
+                       options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
         if np.isfinite(res.fun) and res.fun < best_f:
             best_x, best_f = res.x, res.fun
     if best_x is None:
@@ -83,7 +90,7 @@ def fit_power_law(n: Sequence[float], loss: Sequence[float], *, delta: float = H
     if (l_arr <= 0).any() or (n_arr <= 0).any() or not np.isfinite(l_arr).all():
         raise ConfigError("a scaling-law fit needs positive, finite losses and parameter counts")
     log_n, log_l = np.log(n_arr), np.log(l_arr)
-    x = _optimise(log_n, log_l, starts if starts is not None else _starts(log_l), delta)
+    x = _optimise(log_n, log_l, starts if starts is not None else _starts(log_n, log_l), delta)
     obj, _ = _objective(x, log_n, log_l, delta)
     return PowerLaw(E=float(np.exp(x[0])), A=float(np.exp(x[1])), alpha=float(x[2]), objective=obj)
 
@@ -124,8 +131,7 @@ def bootstrap_fit(n: Sequence[float], losses: Sequence[Sequence[float]], fit: Po
     best = np.array([p.min() for p in pools])
     resid = np.log(best) - np.log(fit.predict(n_arr))
     resid = resid - resid.mean() if len(n_arr) > MIN_POINTS else np.zeros_like(resid)
-    start = _theta(fit)
-    starts = [start, start + np.array([0.3, 0.0, 0.0]), start + np.array([0.0, 1.0, 0.1])]
+    starts = [_theta(fit)]  # each replicate starts from the full fit
     params, curves = [], []
     for _ in range(replicates):
         sample = np.array([rng.choice(p, size=len(p)).min() for p in pools])
