@@ -62,7 +62,8 @@ def file_columns(spec: LongSpec) -> dict[str, pl.DataType]:
             return dict(pl.scan_csv(spec.path, infer_schema_length=100).collect_schema())
         return dict(pl.scan_parquet(spec.path).collect_schema())
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(f"{spec.path}: cannot read the {spec.format} header: {_first_line(exc)}; allowed: a {spec.format} file with a header row") from None
+        allowed = "a CSV file with a header row" if spec.format == "csv" else "a complete parquet file"
+        raise DataError(f"{spec.path}: cannot read the {spec.format} header: {_first_line(exc)} (truncated or corrupt?); allowed: {allowed}") from None
 
 
 def check_columns(spec: LongSpec, present: dict[str, pl.DataType]) -> None:

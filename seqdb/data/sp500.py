@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import os
 from pathlib import Path
 
@@ -32,28 +34,40 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def sp500_source() -> Path:
+    """The `sp500.csv.gz` file inside the installed `arch` package (found without importing
+    arch, whose import takes seconds)."""
+    spec = importlib.util.find_spec("arch")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the `arch` package is not installed; allowed: `pip install arch` (it ships the S&P 500 data)")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "sp500" / "sp500.csv.gz"
+    if not path.is_file():
+        raise DataError(f"{path}: not found in the installed arch package; allowed: arch >= 7 with its data sets")
+    return path
+
+
 def sp500_frame(yearly: bool = False) -> pl.DataFrame:
     """The S&P 500 daily series in seqdb's long format (see the module docstring)."""
-    import arch.data.sp500
-
-    raw = arch.data.sp500.load()
-    dates = raw.index.to_numpy().astype("datetime64[D]")
-    close = raw["Adj Close"].to_numpy(dtype=np.float64)
-    high, low = raw["High"].to_numpy(dtype=np.float64), raw["Low"].to_numpy(dtype=np.float64)
-    volume = raw["Volume"].to_numpy(dtype=np.float64)
+    raw = pl.read_csv(gzip.decompress(sp500_source().read_bytes()))  # Date as M/D/YYYY
+    raw = raw.with_columns(pl.col("Date").str.to_date("%m/%d/%Y")).sort("Date")
+    close = raw["Adj Close"].to_numpy().astype(np.float64)
+    high, low = raw["High"].to_numpy().astype(np.float64), raw["Low"].to_numpy().astype(np.float64)
+    volume = raw["Volume"].to_numpy().astype(np.float64)
     log_return = 100.0 * np.diff(np.log(close))  # [N-1]
     frame = pl.DataFrame(
         {
-            "date": dates[1:],
+            "date": raw["Date"][1:],
             "log_return": log_return,
             "log_range": 100.0 * np.log(high[1:] / low[1:]),
             "log_volume_change": np.diff(np.log(volume)),
             "move": np.asarray(MOVE_LABELS)[np.searchsorted(MOVE_EDGES, log_return, side="right")],
         }
     )
+    weekday = pl.col("date").dt.weekday().replace_strict(list(range(1, 8)), list(WEEKDAYS), return_dtype=pl.Utf8)
+    month = pl.col("date").dt.month().replace_strict(list(range(1, 13)), list(MONTHS), return_dtype=pl.Utf8)
     frame = frame.with_columns(
-        pl.col("date").dt.weekday().map_elements(lambda d: WEEKDAYS[d - 1], return_dtype=pl.Utf8).alias("weekday"),
-        pl.col("date").dt.month().map_elements(lambda m: MONTHS[m - 1], return_dtype=pl.Utf8).alias("month"),
+        weekday.alias("weekday"),
+        month.alias("month"),
         (pl.col("date").dt.year() if yearly else pl.lit(0)).cast(pl.Int64).alias("sequenceId"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("itemPosition"),
     )

@@ -156,5 +156,5 @@ def check_parts(layout: Layout, counts: dict[str, int], context_length: int, sou
             rows = int((layout.part == PARTS.index(name)).sum())
             raise DataError(
                 f"{source}: split leaves {name} empty ({rows} rows, 0 windows of context_length {context_length}); "
-                f"allowed: longer sequences, a larger split.{name if name != 'train' else 'validation/test complement'}, or a smaller context_length"
+                f"allowed: longer sequences, {'a larger split.' + name if name != 'train' else 'smaller split.validation/test'}, or a smaller context_length"
             )
