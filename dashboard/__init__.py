@@ -1,0 +1,1 @@
+"""The seqdb Streamlit dashboard (started by `seqdb dashboard`)."""
