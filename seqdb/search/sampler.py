@@ -10,6 +10,7 @@ is seeded with (study seed + number of trials so far), so a study is reproducibl
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import optuna
@@ -20,7 +21,7 @@ from seqdb.db.engine import is_sqlite, session_scope
 from seqdb.db.models import Study, Trial, TrialState, utcnow
 from seqdb.errors import ConfigError, NotFoundError
 from seqdb.search.build import StudyContext, build_trial
-from seqdb.search.optuna_view import build_optuna_study, study_spec
+from seqdb.search.optuna_view import build_optuna_study, frozen_trial, study_spec
 from seqdb.search.space import config_from_optuna, draw
 from seqdb.search.study import trial_row
 
@@ -45,6 +46,14 @@ def make_sampler(study: Study, n_existing: int) -> optuna.samplers.BaseSampler:
 def ask_next(engine: Engine, study_id: int) -> Optional[int]:
     """Insert one new pending trial chosen by the study's sampler; its trial_id, or None when
     the study needs no more trials (or its space is exhausted)."""
+    try:
+        return _ask_locked(engine, study_id)
+    except BaseException:
+        _VIEWS.pop((str(engine.url), study_id), None)  # the cached view may be ahead of the DB
+        raise
+
+
+def _ask_locked(engine: Engine, study_id: int) -> Optional[int]:
     with session_scope(engine) as s:
         if not is_sqlite(engine):
             s.execute(LOCK_STUDY_SQL, {"study_id": study_id})
@@ -59,24 +68,80 @@ def ask_next(engine: Engine, study_id: int) -> Optional[int]:
         ).all()  # fmt: skip
         if len(rows) >= study.n_trials or study.state == "complete":
             return None
-        built = _choose(study, rows)
+        view = _view(engine, study, rows)
+        built = _choose(study, rows, view)
         if built is None:  # nothing new left in the space: the study ends with what it has
             s.execute(sa.update(Study).where(Study.study_id == study_id).values(state="complete", n_trials=len(rows)))
             return None
         arch_ids = {a["architecture"]: a.get("architecture_id") for a in study.config["context"]["architectures"]}
         row = trial_row(study_id, len(rows), built, arch_ids)
-        return s.execute(sa.insert(Trial.__table__).values(**row).returning(Trial.trial_id)).scalar_one()
+        trial_id = s.execute(sa.insert(Trial.__table__).values(**row).returning(Trial.trial_id)).scalar_one()
+        view.known[trial_id] = (view.last_asked, "pending")
+        return trial_id
 
 
-def _choose(study: Study, rows: list) -> Optional[Any]:
+# --------------------------------------------------------------------------------------
+# a per-process cache of Optuna's view, kept in step with the database on every ask
+# --------------------------------------------------------------------------------------
+@dataclass
+class _View:
+    ostudy: optuna.Study
+    factors: list
+    distributions: dict
+    known: dict = field(default_factory=dict)  # seqdb trial_id -> (Optuna trial id, seqdb state)
+    last_asked: int = -1
+
+
+_VIEWS: dict[tuple[str, int], _View] = {}
+_RUNNING = ("pending", "running", "stopped")
+
+
+def _view(engine: Engine, study: Study, rows: list) -> _View:
+    """The cached view updated with new trials and finished states; rebuilt from scratch when
+    the database went anywhere else (trials deleted, a finished trial reopened)."""
+    key = (str(engine.url), study.study_id)
+    view = _VIEWS.get(key)
+    by_id = {r.trial_id: r for r in rows}
+    if view is None or any(tid not in by_id for tid in view.known) or _reopened(view, by_id):
+        ostudy, factors, dists = build_optuna_study(study, rows)
+        view = _VIEWS[key] = _View(ostudy, factors, dists)
+        for t in ostudy.get_trials(deepcopy=False):
+            tid = t.user_attrs["trial_id"]
+            view.known[tid] = (t._trial_id, by_id[tid].state)
+        return view
+    n_obj = len(study.objectives)
+    storage = view.ostudy._storage
+    for row in rows:
+        if row.trial_id not in view.known:
+            ft = frozen_trial(row, view.factors, view.distributions, n_obj)
+            if ft is not None:
+                view.ostudy.add_trial(ft)
+                view.known[row.trial_id] = (view.ostudy.get_trials(deepcopy=False)[-1]._trial_id, row.state)
+        elif view.known[row.trial_id][1] != row.state and row.state not in _RUNNING:
+            otid = view.known[row.trial_id][0]
+            ft = frozen_trial(row, view.factors, view.distributions, n_obj)
+            for step, value in ft.intermediate_values.items():
+                storage.set_trial_intermediate_value(otid, step, value)
+            storage.set_trial_state_values(otid, ft.state, ft.values)
+            view.known[row.trial_id] = (otid, row.state)
+    return view
+
+
+def _reopened(view: _View, by_id: dict) -> bool:
+    return any(state not in _RUNNING and by_id[tid].state in _RUNNING for tid, (_, state) in view.known.items())
+
+
+def _choose(study: Study, rows: list, view: _View) -> Optional[Any]:
     """Ask Optuna until it proposes a valid, in-budget configuration not in the study."""
     ctx = StudyContext.from_json(study.config["context"])
     seen = {r.config_hash for r in rows}
-    ostudy, factors, distributions = build_optuna_study(study, rows, sampler=make_sampler(study, len(rows)))
+    ostudy, factors, distributions = view.ostudy, view.factors, view.distributions
+    ostudy.sampler = make_sampler(study, len(rows))
     for _ in range(MAX_ASKS):
         trial = ostudy.ask(distributions)
         built = _valid_new(ctx, config_from_optuna(factors, trial.params), seen)
         if built is not None:
+            view.last_asked = trial._trial_id
             return built
         ostudy.tell(trial, state=optuna.trial.TrialState.FAIL)  # steer away from it
     rng = random.Random(ctx.seed + len(rows))
@@ -86,8 +151,18 @@ def _choose(study: Study, rows: list) -> Optional[Any]:
             config.update(draw(factor, rng))
         built = _valid_new(ctx, config, seen)
         if built is not None:
+            ostudy.add_trial(frozen_config_trial(factors, distributions, config))
+            view.last_asked = ostudy.get_trials(deepcopy=False)[-1]._trial_id
             return built
     return None
+
+
+def frozen_config_trial(factors: list, distributions: dict, config: dict) -> optuna.trial.FrozenTrial:
+    from seqdb.search.space import optuna_from_config
+
+    return optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, params=optuna_from_config(factors, config), distributions=distributions
+    )
 
 
 def _valid_new(ctx: StudyContext, config: dict, seen: set[str]):  # noqa: ANN202

@@ -19,6 +19,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterator, Optional
 
 import optuna.distributions as od
@@ -37,7 +38,7 @@ class Factor:
     options: Optional[tuple[dict, ...]] = None  # discrete: flat params each option sets
     dist: Optional[Distribution] = None  # continuous: a range for `name`
 
-    @property
+    @cached_property
     def keys(self) -> list:
         """Optuna's categorical choices: the anchor's values when distinct scalars, else indices."""
         values = [opt[self.name] for opt in self.options]
