@@ -303,7 +303,7 @@ def _export(model, data, cfg: TrialConfig, best: BestTrial, trial_id: int, study
     spec = inference_spec(data, cfg.data, source).model_copy(update={"d_model": cfg.model.d_model})
     say("exporting the generative and embedding models to ONNX (verified with ONNX Runtime)")
     exported: list[ExportedModel] = export_pair(model, spec, out_dir, stem=f"seqdb-{best.budget}-h{best.horizon}-trial{trial_id}")
-    return [(ONNX_KINDS[e.kind], e.path, {"max_abs_diff": e.max_abs_diff, "outputs": e.output_names, "context_length": spec.context_length}) for e in exported]
+    return [(ONNX_KINDS[e.kind], e.path, {"max_abs_diff": e.max_abs_diff, "outputs": e.output_names, "exporter": e.exporter, "context_length": spec.context_length}) for e in exported]
 
 
 # --------------------------------------------------------------------------------------

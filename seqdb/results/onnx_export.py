@@ -8,8 +8,10 @@
   last position (a causal model compresses the whole history into it).
 
 Both have a dynamic batch and a dynamic sequence length (1 .. context_length). The export
-uses torch's `torch.export`-based exporter (onnxscript). Each file is verified against the
-PyTorch model with ONNX Runtime on a batch of a different size than the one traced: the
+uses torch's TorchScript-based exporter (opset 18, about a second) and falls back to the
+`torch.export`-based one (onnxscript, opset 20, tens of seconds on CPU) for a model the first
+cannot convert; `exporter=` picks one. Each file is verified against the PyTorch model with
+ONNX Runtime on batches and lengths other than the traced ones: the
 largest absolute difference over every output must be <= 1e-4, else the file is removed and
 the export fails. Files are written to a temp name and renamed, so nothing half-written is
 left behind.
@@ -37,7 +39,8 @@ from seqdb.errors import TrainingError
 from seqdb.results.spec import METADATA_KEY, InferenceSpec
 
 TOLERANCE = 1e-4
-OPSET = 20
+OPSET = 20  # torch.export-based exporter
+OPSET_TORCHSCRIPT = 18
 TARGET_PREFIX = "target__"
 EMBEDDING_OUTPUT = "embedding__last"
 REAL_INPUT, CAT_INPUT = "input__real", "input__cat"  # prefixed: graph node names never collide
@@ -114,6 +117,7 @@ class ExportedModel:
     sha256: str
     max_abs_diff: float
     output_names: list[str]
+    exporter: str = "torchscript"  # torchscript | dynamo
 
 
 def sha256_file(path: Path) -> str:
@@ -131,6 +135,7 @@ def export_pair(
     *,
     stem: str = "model",
     verify_inputs: Optional[dict[str, np.ndarray]] = None,
+    exporter: str = "auto",
 ) -> list[ExportedModel]:
     """Export the generative and the embedding model of `model` into `out_dir`, each verified."""
     out_dir = Path(out_dir)
@@ -139,12 +144,12 @@ def export_pair(
     results = []
     for kind, sibling in (("generative", "embedding"), ("embedding", "generative")):
         kind_spec = spec.with_kind(kind, names[sibling])
-        results.append(export_one(model, kind_spec, out_dir / names[kind], verify_inputs=verify_inputs))
+        results.append(export_one(model, kind_spec, out_dir / names[kind], verify_inputs=verify_inputs, exporter=exporter))
     return results
 
 
 def export_one(
-    model: nn.Module, spec: InferenceSpec, path: Path, *, verify_inputs: Optional[dict[str, np.ndarray]] = None
+    model: nn.Module, spec: InferenceSpec, path: Path, *, verify_inputs: Optional[dict[str, np.ndarray]] = None, exporter: str = "auto"
 ) -> ExportedModel:
     """Export one model of `spec.kind` to `path` (atomically) and verify it with ONNX Runtime."""
     model = model.eval()
@@ -155,7 +160,7 @@ def export_one(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _torch_export(wrapper, spec, tmp, outputs)
+        used = _torch_export(wrapper, spec, tmp, outputs, exporter)
         _attach_metadata(tmp, spec)
         checks = [verify_inputs] if verify_inputs is not None else []
         checks += [  # a batch size and a length other than the traced ones: the axes are dynamic
@@ -168,33 +173,59 @@ def export_one(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportedModel(spec.kind, path, path.stat().st_size, sha256_file(path), diff, outputs)
+    return ExportedModel(spec.kind, path, path.stat().st_size, sha256_file(path), diff, outputs, used)
 
 
-def _torch_export(wrapper: nn.Module, spec: InferenceSpec, path: Path, outputs: list[str]) -> None:
-    """torch.export-based ONNX export with a dynamic batch and sequence length."""
+def _torch_export(wrapper: nn.Module, spec: InferenceSpec, path: Path, outputs: list[str], exporter: str = "auto") -> str:
+    """ONNX export with a dynamic batch and sequence length. `auto`: the TorchScript-based
+    exporter (about a second), and the torch.export-based one (onnxscript; tens of seconds)
+    when the first cannot convert the model. Either file is verified afterwards."""
     example = {k: torch.from_numpy(v) for k, v in example_inputs(spec, batch=2, length=spec.context_length).items()}
+    order = {"auto": ("torchscript", "dynamo"), "torchscript": ("torchscript",), "dynamo": ("dynamo",)}[exporter]
+    errors = []
+    for name in order:
+        try:
+            with _quiet():
+                (_export_torchscript if name == "torchscript" else _export_dynamo)(wrapper, example, path, outputs, spec.context_length)
+            return name
+        except Exception as exc:  # noqa: BLE001 - exporter failures become one line
+            errors.append(f"{name}: {_root_cause(exc)}")
+    raise TrainingError(f"ONNX export of the {spec.kind} model failed: {'; '.join(errors)}")
+
+
+def _export_torchscript(wrapper: nn.Module, example: dict, path: Path, outputs: list[str], context_length: int) -> None:
+    names = list(example)
+    torch.onnx.export(
+        wrapper, tuple(example[n] for n in names), str(path), dynamo=False, input_names=names, output_names=outputs,
+        dynamic_axes={n: {0: "batch", 1: "seq"} for n in [*names, *outputs] if n != EMBEDDING_OUTPUT} | ({EMBEDDING_OUTPUT: {0: "batch"}} if EMBEDDING_OUTPUT in outputs else {}),
+        opset_version=OPSET_TORCHSCRIPT,
+    )  # fmt: skip
+
+
+def _export_dynamo(wrapper: nn.Module, example: dict, path: Path, outputs: list[str], context_length: int) -> None:
     names = list(example)
     batch = torch.export.Dim("batch", min=1)
-    seq = torch.export.Dim("seq", min=1, max=spec.context_length)
+    seq = torch.export.Dim("seq", min=1, max=context_length)
     dynamic = (tuple({0: batch, 1: seq} for _ in names),)  # one entry: the wrapper's *inputs
-    quiet = logging.getLogger("torch")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    program = torch.onnx.export(
+        wrapper, tuple(example[n] for n in names), dynamo=True, input_names=names, output_names=outputs,
+        dynamic_shapes=dynamic, opset_version=OPSET, optimize=True, verbose=False,
+    )  # fmt: skip
+    program.save(str(path))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporters print progress and deprecation warnings; keep the CLI's output clean."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                wrapper, tuple(example[n] for n in names), dynamo=True, input_names=names, output_names=outputs,
-                dynamic_shapes=dynamic, opset_version=OPSET, optimize=True, verbose=False,
-            )
-            program.save(str(path))
-    except TrainingError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - exporter failures become one line
-        raise TrainingError(f"ONNX export of the {spec.kind} model failed: {_root_cause(exc)}") from exc
+            yield
     finally:
-        quiet.setLevel(level)
+        logger.setLevel(level)
 
 
 def _root_cause(exc: BaseException) -> str:
