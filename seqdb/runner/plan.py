@@ -29,13 +29,13 @@ def pick_experiment(engine: Engine, name: str | None) -> str:
         names = list(s.execute(sa.select(Experiment.name).order_by(Experiment.experiment_id)).scalars())
     if name is not None:
         if name not in names:
-            allowed = ", ".join(names) or "none registered; run `seqdb experiment register FILE`"
+            allowed = ", ".join(names) or "none registered; run `seqdb experiment add FILE`"
             raise NotFoundError(f"experiment {name!r} does not exist; registered: {allowed}")
         return name
     if len(names) == 1:
         return names[0]
     if not names:
-        raise NotFoundError("no experiment registered; run `seqdb experiment register FILE` first")
+        raise NotFoundError("no experiment registered; run `seqdb experiment add FILE` first")
     raise ConfigError(f"--experiment is required: {len(names)} experiments are registered ({', '.join(names)})")
 
 

@@ -9,6 +9,7 @@ this: they share the queue through the database URL alone.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 from dataclasses import replace
 
@@ -34,6 +35,8 @@ def run_pool(settings: WorkerSettings, workers: int) -> list[WorkerSummary]:
     """Run `workers` workers (in this process when 1) and return their summaries."""
     if workers <= 1:
         return [run_worker(settings)]
+    if settings.threads is None and settings.device == "cpu":  # share the cores, no oversubscription
+        settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     procs = []
@@ -47,8 +50,6 @@ def run_pool(settings: WorkerSettings, workers: int) -> list[WorkerSummary]:
         for p in procs:
             if p.is_alive() and p.pid:
                 try:
-                    import os
-
                     os.kill(p.pid, signum)
                 except ProcessLookupError:
                     pass

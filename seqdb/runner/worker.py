@@ -57,6 +57,7 @@ class WorkerSettings:
     label: str = "w0"
     progress: bool = True
     progress_every_s: float = 5.0
+    threads: Optional[int] = None  # torch CPU threads of this worker (None: torch's default)
 
 
 @dataclass
@@ -78,6 +79,16 @@ class Executor(Protocol):
     def pruner(self, engine: Engine, lease: q.Lease) -> Optional[Pruner]: ...
 
 
+class SetupError(Exception):
+    """Raised by an executor when the trial cannot even start for a reason that is not the
+    trial's fault (missing dataset, unreadable config): the worker leaves the trial runnable
+    and exits with the cause."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 @dataclass
 class WorkerSummary:
     worker_id: int
@@ -95,7 +106,7 @@ def make_executor(settings: WorkerSettings) -> Executor:
     if settings.executor == "train":
         from seqdb.runner.execute import TrainExecutor
 
-        return TrainExecutor(**settings.executor_options)
+        return TrainExecutor(**{"artifacts_root": settings.artifacts_root, **settings.executor_options})
     raise ValueError(f"unknown executor {settings.executor!r}; allowed: train, synthetic")
 
 
@@ -218,7 +229,7 @@ class WorkerLoop:
         lost = self.heartbeat.watch(lease)
         writer = MetricWriter(self.engine, lease)
         reporter = DbReporter(self.engine, lease, writer, self.stop, lost, pruner=self.executor.pruner(self.engine, lease),
-                              on_report=self.progress.update)
+                              on_report=self._on_report)
         run = TrialRun(self.engine, lease, reporter, Path(self.s.artifacts_root) / "trials" / str(lease.trial_id), resume,
                        self.s.device, self.progress)
         self.progress.start_trial(lease, resume.step if resume else 0)
@@ -238,11 +249,20 @@ class WorkerLoop:
         self.progress.end_trial(lease, outcome)
         return outcome.state
 
+    def _on_report(self, step: int, epoch: int, metrics: dict) -> None:
+        self.progress.update(step, epoch, metrics)
+        self.heartbeat.tokens_per_s = self.progress.tokens_per_s
+
     def _execute(self, run: TrialRun) -> q.TrialOutcome:
         try:
             return self.executor(run)
+        except SetupError as exc:
+            run.reporter.writer.close()
+            with_retry(lambda: q.finish_trial(self.engine, run.lease, q.TrialOutcome(TrialState.stopped.value)), what="release trial")
+            self.heartbeat.watch(None)
+            raise exc.cause from None
         except Exception as exc:  # noqa: BLE001 - a failing trial must not kill the worker
-            log.exception("trial %s failed", run.lease.trial_id)
+            log.debug("trial %s failed", run.lease.trial_id, exc_info=True)
             text = " ".join(f"{type(exc).__name__}: {exc}".split())[:2000]
             return q.TrialOutcome(TrialState.failed.value, error=text)
 
@@ -259,6 +279,10 @@ def run_worker(settings: WorkerSettings, executor: Optional[Executor] = None) ->
     """Run one worker in this process until done or stopped (signals handled)."""
     stop = StopFlag()
     install_signal_handlers(stop)
+    if settings.threads and settings.executor == "train":
+        import torch
+
+        torch.set_num_threads(settings.threads)
     return WorkerLoop(settings, executor, stop).run()
 
 

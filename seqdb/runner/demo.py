@@ -1,0 +1,159 @@
+"""`seqdb demo`: the README's main command. From nothing to a scaling table on real data.
+
+    project   seqdb init PATH (SQLite)
+    data      the S&P 500 daily series shipped with the `arch` package, in long format
+    experiment  direction of the next-day / next-week return from 4 daily features,
+                3 budgets x 2 horizons, 2 sampled configurations per study, early stopping
+    run       2 worker processes drain all 6 studies from the shared queue
+    result    best validation loss per budget and horizon (with the trial ids), and the
+              commands to explore further
+
+`--quick` runs 2 budgets x 1 horizon, one short trial each (tests, a first look).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+from rich.table import Table
+
+from seqdb.cli.common import console
+from seqdb.db.engine import create_engine_for, session_scope
+from seqdb.db.models import Budget, Study, Trial
+from seqdb.project import PROJECT_FILE, init_project, load_project
+
+DEMO_EXPERIMENT = {
+    "name": "sp500-demo",
+    "description": "S&P 500 daily direction: how does validation loss scale with parameters at horizons 1 and 5?",
+    "seed": 7,
+    "data": {
+        "path": "data/sp500.csv",
+        "sequence_column": "sequenceId",
+        "position_column": "itemPosition",
+        "columns": {"log_return": "real", "log_range": "real", "log_volume_change": "real", "weekday": "categorical"},
+        "stride": 2,
+    },
+    "target": {"column": "log_return", "task": "direction"},
+    "context_length": 32,
+    "horizons": [1, 5],
+    "split": {"validation": 0.15, "test": 0.15},
+    "budgets": ["10k", "30k", "100k"],
+    "tolerance": 0.25,
+    "search": {"strategy": "sample", "n_samples": 2, "objectives": ["val_loss"], "space": {"learning_rate": [1.0e-3, 3.0e-3]}},
+    "training": {"max_epochs": 3, "effective_batch_size": 64, "early_stopping": {"patience": 2, "min_delta": 0.0}},
+}
+
+
+def demo_experiment(quick: bool) -> dict:
+    exp = copy.deepcopy(DEMO_EXPERIMENT)
+    if quick:
+        exp["name"] = "sp500-demo-quick"
+        exp["budgets"], exp["horizons"] = ["10k", "30k"], [1]
+        exp["search"].update(n_samples=1, space={"learning_rate": [3.0e-3]})
+        exp["training"].update(max_epochs=1, max_steps=12)
+    return exp
+
+
+def setup_project(path: Path, quick: bool, database_url: str | None = None):  # noqa: ANN201
+    """Project, data file and registered experiment (each step skipped when already done)."""
+    from seqdb.data.sp500 import write_sp500
+    from seqdb.experiment.registry import register_experiment
+
+    path = Path(path)
+    project = load_project(db=database_url, project=path) if (path / PROJECT_FILE).is_file() else init_project(path, database_url)
+    data = project.root / "data" / "sp500.csv"
+    if not data.is_file():
+        write_sp500(data)
+    exp = demo_experiment(quick)
+    config_path = project.root / "configs" / f"{exp['name']}.yaml"
+    config_path.write_text(yaml.safe_dump(exp, sort_keys=False), encoding="utf-8")
+    engine = create_engine_for(project.database_url)
+    register_experiment(engine, config_path)
+    return project, engine, exp
+
+
+def run_demo(path: Path, *, quick: bool = False, workers: int = 2, database_url: str | None = None) -> list[dict]:
+    from seqdb.runner.plan import plan_studies
+    from seqdb.runner.pool import run_pool
+    from seqdb.runner.worker import WorkerSettings
+
+    t0 = time.monotonic()
+    console.print(f"[bold]seqdb demo[/bold]{' --quick' if quick else ''}: project {Path(path).resolve()}")
+    project, engine, exp = setup_project(path, quick, database_url)
+    console.print(f"data: S&P 500 daily ({project.root / 'data' / 'sp500.csv'}); experiment {exp['name']}: "
+                  f"budgets {', '.join(exp['budgets'])} x horizons {', '.join(map(str, exp['horizons']))}")
+    studies = plan_studies(engine, project, exp["name"], exp["budgets"], exp["horizons"])
+    console.print(f"{len(studies)} studies, {_count_trials(engine, [p.study_id for p in studies])} trials; "
+                  f"{workers} workers on cpu (setup {time.monotonic() - t0:.0f}s)")
+    settings = WorkerSettings(database_url=project.database_url, study_ids=[p.study_id for p in studies],
+                              artifacts_root=str(project.artifacts_root), lease_s=30.0, progress_every_s=10.0,
+                              threads=max(1, (os.cpu_count() or 1) // workers))
+    run_pool(settings, workers)
+    rows = scaling_rows(engine, [p.study_id for p in studies])
+    print_scaling_table(rows)
+    print_next_steps(project.root, rows)
+    console.print(f"demo finished in {time.monotonic() - t0:.0f}s")
+    engine.dispose()
+    return rows
+
+
+def _count_trials(engine, study_ids: list[int]) -> int:  # noqa: ANN001
+    with session_scope(engine, write=False) as s:
+        return s.execute(sa.select(sa.func.count()).select_from(Trial).where(Trial.study_id.in_(study_ids))).scalar_one()
+
+
+def scaling_rows(engine, study_ids: list[int]) -> list[dict]:  # noqa: ANN001
+    """Per study: the best finished trial (lowest best validation loss) and the effort."""
+    out = []
+    with session_scope(engine, write=False) as s:
+        studies = s.execute(
+            sa.select(Study.study_id, Study.horizon, Budget.label, Budget.n_params)
+            .join(Budget, Budget.budget_id == Study.budget_id)
+            .where(Study.study_id.in_(study_ids))
+            .order_by(Study.horizon, Budget.n_params)
+        ).all()
+        for st in studies:
+            trials = s.execute(
+                sa.select(Trial.trial_id, Trial.state, Trial.best_val_loss, Trial.param_count, Trial.step)
+                .where(Trial.study_id == st.study_id)
+            ).all()
+            done = [t for t in trials if t.state in ("completed", "pruned") and t.best_val_loss is not None]
+            best = min(done, key=lambda t: t.best_val_loss) if done else None
+            out.append({
+                "study_id": st.study_id, "budget": st.label, "budget_params": st.n_params, "horizon": st.horizon,
+                "best_val_loss": best.best_val_loss if best else None, "trial_id": best.trial_id if best else None,
+                "param_count": best.param_count if best else None, "trials": len(trials),
+                "completed": sum(t.state == "completed" for t in trials), "steps": sum(t.step or 0 for t in trials),
+            })
+    return out
+
+
+def print_scaling_table(rows: list[dict]) -> None:
+    table = Table(title="best validation loss per budget and horizon")
+    for col in ("horizon", "budget", "params", "best val loss", "trial", "trials done", "steps"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        loss = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
+        table.add_row(str(r["horizon"]), r["budget"], f"{r['param_count']:,}" if r["param_count"] else "-", loss,
+                      str(r["trial_id"] or "-"), f"{r['completed']}/{r['trials']}", str(r["steps"]))
+    console.print(table)
+
+
+def print_next_steps(root: Path, rows: list[dict]) -> None:
+    where = f"--project {root}"
+    first = next((r for r in rows if r["trial_id"] is not None), rows[0] if rows else None)
+    lines = [
+        f'seqdb {where} sql "SELECT horizon, budget, param_count, best_val_loss, trial_id FROM scaling_points ORDER BY horizon, param_count"',
+        f"seqdb {where} status",
+        f"seqdb {where} dashboard",
+    ]
+    if first is not None:
+        lines.insert(1, f"seqdb {where} best --budget {first['budget']} --horizon {first['horizon']}")
+    console.print("explore:")
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)

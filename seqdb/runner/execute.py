@@ -1,0 +1,121 @@
+"""The real executor: one claimed trial trained by `seqdb.train.trainer.train`.
+
+    config  <- trial.config (a TrialConfig)
+    windows <- the study's prepared dataset (train / val split at the study's horizon)
+    train(cfg, train, val, DbReporter, checkpoint_dir=<artifacts>/trials/<id>,
+          resume_from=<latest registered checkpoint>, device)
+    outcome <- status, best val loss, steps, batch config, objective values
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from sqlalchemy.engine import Engine
+
+from seqdb.db.engine import session_scope
+from seqdb.db.models import Dataset, Study, Trial
+from seqdb.errors import DataError
+from seqdb.runner.queue import Lease, TrialOutcome
+from seqdb.runner.worker import SetupError
+
+
+def dataset_dir(path: str, artifacts_root: str) -> str:
+    """A registered dataset path: absolute, or relative to the artifacts root."""
+    p = Path(path)
+    if p.is_absolute() or not (Path(artifacts_root) / p).exists():
+        return str(p)
+    return str(Path(artifacts_root) / p)
+
+
+class TrainExecutor:
+    def __init__(self, artifacts_root: str = "artifacts"):
+        self.artifacts_root = artifacts_root
+        self._windows: dict[tuple[int, int], tuple] = {}  # (study_id, horizon) -> (train, val)
+
+    def pruner(self, engine: Engine, lease: Lease):  # noqa: ANN201
+        from seqdb.search.optuna_view import study_spec
+        from seqdb.search.pruning import should_prune
+
+        with session_scope(engine, write=False) as s:
+            study = s.get(Study, lease.study_id)
+        if study_spec(study).pruner.name == "none":
+            return None
+        return lambda step, val_loss: should_prune(engine, lease.study_id, lease.trial_id, step, val_loss)
+
+    def windows(self, engine: Engine, study_id: int, horizon: int):  # noqa: ANN201
+        key = (study_id, horizon)
+        if key not in self._windows:
+            from seqdb.data.prepared import open_prepared
+
+            with session_scope(engine, write=False) as s:
+                study = s.get(Study, study_id)
+                dataset = s.get(Dataset, study.dataset_id) if study.dataset_id else None
+            if dataset is None:
+                raise DataError(f"study {study_id} has no prepared dataset; run `seqdb data prepare`")
+            prepared = open_prepared(dataset_dir(dataset.path, self.artifacts_root))
+            self._windows[key] = (prepared.windows("train", horizon), prepared.windows("validation", horizon))
+        return self._windows[key]
+
+    def __call__(self, run) -> TrialOutcome:  # noqa: ANN001 - a worker.TrialRun
+        from seqdb.config.trial import TrialConfig
+        from seqdb.train.trainer import train
+
+        try:  # a problem here is the setup's, not the trial's: the worker stops, the trial stays runnable
+            cfg = TrialConfig.model_validate(run.lease.config)
+            train_set, val_set = self.windows(run.engine, run.lease.study_id, cfg.horizon)
+        except Exception as exc:
+            raise SetupError(exc) from exc
+        run.progress.total_steps = total_steps(cfg, len(train_set))
+        resume = run.resume.path if run.resume is not None else None
+        result = train(cfg, train_set, val_set, run.reporter, checkpoint_dir=run.checkpoint_dir, resume_from=resume, device=run.device)
+        values = None
+        if result.status in ("completed", "pruned") and result.best_val_loss is not None:
+            values = self.objectives(run.engine, run.lease, cfg, result, val_set, run.device)
+        return TrialOutcome(state=result.status, best_val_loss=result.best_val_loss, best_step=result.best_step, step=result.step,
+                            epochs_done=result.epoch, batch_config=result.batch_config, values=values, error=result.error)
+
+    def objectives(self, engine: Engine, lease: Lease, cfg, result, val_set, device: str) -> list[float]:  # noqa: ANN001
+        from seqdb.search.study import objective_values
+
+        with session_scope(engine, write=False) as s:
+            study, trial = s.get(Study, lease.study_id), s.get(Trial, lease.trial_id)
+        names = {o["name"] for o in study.objectives}
+        metrics = {**result.best_metrics, "val_loss": result.best_val_loss, "tokens_per_s": result.tokens_per_s}
+        if "latency_ms" in names and result.best_checkpoint is not None:
+            metrics["latency_ms"] = latency_ms(cfg, Path(result.best_checkpoint), val_set, device)
+        return objective_values(metrics, study, trial=trial)
+
+
+def total_steps(cfg, n_windows: int) -> int:  # noqa: ANN001
+    tc = cfg.training
+    total = tc.max_epochs * max(1, math.ceil(n_windows / tc.effective_batch_size))
+    return min(total, tc.max_steps) if tc.max_steps else total
+
+
+def latency_ms(cfg, checkpoint: Path, val_set, device: str, repeats: int = 20) -> float:  # noqa: ANN001
+    """Median forward time of the best model on one validation window (batch 1)."""
+    import numpy as np
+    import torch
+
+    from seqdb.model.transformer import CausalTransformer
+    from seqdb.train.checkpoint import load_checkpoint
+    from seqdb.train.data import Selector
+
+    model = CausalTransformer(cfg.model, cfg.data).to(device)
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    model.eval()
+    batch = Selector(cfg.data, val_set).batch(np.arange(1), device=device)
+    times: list[float] = []
+    with torch.inference_mode():
+        for _ in range(repeats + 3):
+            t0 = time.perf_counter()
+            model(batch.real, batch.cat)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1000)
+    return float(sorted(times[3:])[len(times[3:]) // 2])
+
+
+__all__ = ["TrainExecutor", "dataset_dir", "latency_ms", "total_steps"]
