@@ -108,7 +108,14 @@ def run_final_trial(project, study_id: int, device: str, say: Say) -> None:  # n
         database_url=project.database_url, study_ids=[study_id], artifacts_root=str(project.artifacts_root),
         device=device, once=True, label="final",
     )  # fmt: skip
-    summary = run_worker(settings)
+    import signal
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = run_worker(settings)  # SIGINT / SIGTERM: checkpoint and stop, resumable
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if summary.stop_reason:
         raise TrainingError(f"final training stopped ({summary.stop_reason}); run `seqdb train` again to resume from its last checkpoint")
 
@@ -227,7 +234,15 @@ def test_report(model, data, data_spec: DataSpec, *, resamples: int, seed: int) 
         raise NotFoundError("the test split has no windows; prepare the data with a larger split.test")
     metrics = {f"test_{k}": float(v) for k, v in evaluate(model, test_set, data_spec).items()}
     rows = score_rows(test_set)
-    outputs = collect_outputs(torch_predict(model), test_set)
+    from seqdb.train.data import Selector
+
+    selector = Selector(data_spec, test_set)  # the trial's input columns, in its order
+
+    def select(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b = selector.batch(idx)
+        return b.real.numpy(), b.cat.numpy()
+
+    outputs = collect_outputs(torch_predict(model), test_set, select=select)
     y = {t.name: np.asarray(test_set.targets[t.name])[rows] for t in data_spec.targets}
     prev = {t.name: persistence(test_set, t.name, horizon) for t in data_spec.targets}
     infos = target_infos(data, data_spec, data.windows("train", horizon))

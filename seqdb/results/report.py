@@ -1,7 +1,8 @@
 """The honest test-set report: the final model against naive baselines, with bootstrap intervals.
 
-Scored rows: the last position of every test window (each row predicted from a full context,
-as a forecaster would use the model). Per target:
+Scored rows: every row the test windows cover, once, at the position with the longest
+context any window gives it (the rows the trainer's test loss covers, without double
+counting overlapping windows). Per target:
 
 - categorical (direction, threshold, next category): cross-entropy and accuracy (for the
   direction task: the hit rate). Baselines: **majority class** (the training split's most
@@ -83,29 +84,53 @@ class TestReport:
 # --------------------------------------------------------------------------------------
 # collecting predictions on the test windows
 # --------------------------------------------------------------------------------------
+def score_positions(ws: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """(window index, position) scoring each row the windows cover exactly once, at the
+    position with the longest context any window gives it; ordered by row (time order)."""
+    L = ws.context_length
+    rows = (ws.starts[:, None] + np.arange(L)[None, :]).ravel()  # [N * L]
+    order = np.lexsort((np.tile(np.arange(L), len(ws)), rows))  # by row, then position
+    last = np.r_[rows[order][1:] != rows[order][:-1], True]  # the longest context of each row
+    flat = order[last]
+    return flat // L, flat % L
+
+
 def score_rows(ws: WindowSet) -> np.ndarray:
-    """The row each test window is scored at: its last position."""
-    return ws.starts + ws.context_length - 1
+    """The row each scored (window, position) stands for, in time order."""
+    w, j = score_positions(ws)
+    return ws.starts[w] + j
 
 
-def collect_outputs(predict: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]], ws: WindowSet, batch: int = 256) -> dict[str, np.ndarray]:
-    """Last-position outputs {target: logits [N, K] | pred [N]} of every window of `ws`."""
-    parts: dict[str, list[np.ndarray]] = {}
+def collect_outputs(
+    predict: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]], ws: WindowSet, batch: int = 256,
+    select: Optional[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = None,
+) -> dict[str, np.ndarray]:
+    """Outputs {target: logits [M, K] | pred [M]} at the scored positions of `ws`;
+    `select(idx)` gives the model's (real, cat) inputs of windows idx (default: every column)."""
+    select = select or (lambda idx: ws.batch(idx)[:2])
+    w, j = score_positions(ws)
+    out: dict[str, np.ndarray] = {}
     for lo in range(0, len(ws), batch):
-        real, cat, _ = ws.batch(np.arange(lo, min(lo + batch, len(ws))))
-        for name, value in predict(real, cat).items():
-            parts.setdefault(name, []).append(np.asarray(value)[:, -1])
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+        idx = np.arange(lo, min(lo + batch, len(ws)))
+        pick = np.flatnonzero((w >= lo) & (w < idx[-1] + 1))
+        for name, value in predict(*select(idx)).items():
+            value = np.asarray(value)
+            if name not in out:
+                out[name] = np.empty((len(w), *value.shape[2:]), dtype=value.dtype)
+            out[name][pick] = value[w[pick] - lo, j[pick]]
+    return out
 
 
 def persistence(ws: WindowSet, name: str, horizon: int) -> np.ndarray:
-    """The target observed `horizon` rows before each scored row (inside the same window, so
-    never from another sequence); -1 / NaN where it is not available."""
-    rows = score_rows(ws)
+    """The target observed `horizon` rows before each scored row, when that row is inside the
+    same window (so never from another sequence or split); -1 / NaN where it is not."""
+    w, j = score_positions(ws)
     arr = np.asarray(ws.targets[name])
-    ok = horizon <= ws.context_length - 1
-    prev = arr[rows - horizon] if ok else np.full(len(rows), -1 if arr.dtype.kind in "iu" else np.nan)
-    return prev
+    rows = ws.starts[w] + j
+    ok = j >= horizon
+    prev = arr[np.where(ok, rows - horizon, rows)]
+    missing = -1 if arr.dtype.kind in "iu" else np.nan
+    return np.where(ok, prev, missing).astype(arr.dtype)
 
 
 # --------------------------------------------------------------------------------------

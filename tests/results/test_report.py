@@ -7,7 +7,8 @@ import pytest
 
 from seqdb.data.windows import WindowSet
 from seqdb.results.report import (
-    TargetInfo, block_length, bootstrap_means, build_report, collect_outputs, interval, persistence, score_rows, summary_lines, verdict,
+    TargetInfo, block_length, bootstrap_means, build_report, collect_outputs, interval, persistence, score_positions, score_rows,
+    summary_lines, verdict,
 )  # fmt: skip
 
 
@@ -114,7 +115,11 @@ def test_scored_rows_outputs_and_persistence_from_a_window_set():
     ws = WindowSet(real=np.arange(T, dtype=np.float32)[:, None], cat=np.zeros((T, 0), np.int64), targets={"c": y},
                    starts=np.array([0, 3, 10, 25]), context_length=L)
     rows = score_rows(ws)
-    assert rows.tolist() == [4, 7, 14, 29]
-    assert persistence(ws, "c", h).tolist() == y[rows - h].tolist()
+    assert rows.tolist() == [*range(0, 8), *range(10, 15), *range(25, 30)]  # each covered row once
+    w, j = score_positions(ws)
+    assert (w[3], j[3]) == (0, 3)  # row 3: window 0 gives it more context than window 1
+    prev = persistence(ws, "c", h)
+    expected = [y[r - h] if (r - ws.starts[wi]) >= h else -1 for r, wi in zip(rows, w)]
+    assert prev.tolist() == expected and expected.count(-1) == 6
     seen = collect_outputs(lambda real, cat: {"c": real[..., 0] * 10}, ws, batch=3)
-    assert seen["c"].tolist() == [40.0, 70.0, 140.0, 290.0]  # the last position of each window
+    assert seen["c"].tolist() == (rows * 10.0).tolist()  # the output at each row's own position
