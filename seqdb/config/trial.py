@@ -93,6 +93,7 @@ class ModelConfig(Strict):
     norm: Norm = "rmsnorm"
     prenorm: bool = True
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    mlp_bias: bool = False  # biases in the feed-forward layers (as sequifier has)
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

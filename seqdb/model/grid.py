@@ -32,7 +32,7 @@ from seqdb.errors import ConfigError
 from seqdb.model.params import ParamCount, param_count
 
 AXES = ("d_model", "n_layers", "n_head", "n_kv_heads", "d_ff")
-FIXED = ("activation", "attention", "n_kv_heads", "positional", "rope_theta", "norm", "prenorm", "dropout")
+FIXED = ("activation", "attention", "n_kv_heads", "positional", "rope_theta", "norm", "prenorm", "dropout", "mlp_bias")
 MAX_CANDIDATES = 16
 
 

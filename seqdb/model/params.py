@@ -29,6 +29,8 @@ def block_params(cfg: ModelConfig) -> int:
     d, head_dim = cfg.d_model, cfg.d_model // cfg.n_head
     attention = 2 * d * d + 2 * d * cfg.kv_heads * head_dim  # q, o; k, v
     mlp = (3 if cfg.activation == "swiglu" else 2) * d * cfg.d_ff
+    if cfg.mlp_bias:
+        mlp += (2 * cfg.d_ff if cfg.activation == "swiglu" else cfg.d_ff) + d
     return attention + mlp + 2 * norm_params(cfg.norm, d)
 
 

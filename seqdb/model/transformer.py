@@ -90,8 +90,8 @@ class MLP(nn.Module):
         super().__init__()
         self.swiglu = cfg.activation == "swiglu"
         n_in = 2 * cfg.d_ff if self.swiglu else cfg.d_ff  # swiglu: gate and value in one matmul
-        self.up = nn.Linear(cfg.d_model, n_in, bias=False)
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.up = nn.Linear(cfg.d_model, n_in, bias=cfg.mlp_bias)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.mlp_bias)
         self.act = {"gelu": F.gelu, "relu": F.relu}.get(cfg.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

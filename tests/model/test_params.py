@@ -27,6 +27,7 @@ def configs(draw):
         norm=draw(st.sampled_from(["rmsnorm", "layer_norm"])),
         prenorm=draw(st.booleans()),
         dropout=draw(st.sampled_from([0.0, 0.1])),
+        mlp_bias=draw(st.booleans()),
     )
     n_cat, n_real = draw(st.integers(0, 3)), draw(st.integers(0, 3))
     if n_cat + n_real == 0:
