@@ -329,7 +329,10 @@ def load_report(engine: Engine, budget: str, horizon: int, experiment: Optional[
     from seqdb.results.report import Comparison, MetricRow
 
     with session_scope(engine, write=False) as s:
-        study, bud, exp = find_study(s, budget, horizon, experiment, kind="final")
+        try:
+            study, bud, exp = find_study(s, budget, horizon, experiment, kind="final")
+        except NotFoundError:
+            raise NotFoundError(f"no test report for budget {budget} horizon {horizon}: no final training yet; run `seqdb train --budget {budget} --horizon {horizon}`") from None
         row = s.execute(
             sa.select(Artifact).where(Artifact.study_id == study.study_id, Artifact.kind == REPORT_KIND)
             .order_by(Artifact.created_at.desc(), Artifact.artifact_id.desc()).limit(1)
