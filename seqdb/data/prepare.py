@@ -180,8 +180,9 @@ def _split(frame: pl.DataFrame, plan: Plan) -> tuple[pl.DataFrame, sp.Layout, np
         starts, ends = sp.sequence_bounds(codes)
     s = cfg.split
     layout = sp.build_layout(starts, ends, mode=s.mode, validation=s.validation, test=s.test, gap=cfg.gap, skipped=int((~keep_seq).sum()))
-    _, dense = np.unique(codes, return_inverse=True)
-    return frame, layout, dense.reshape(-1), n_sequences
+    dense = np.zeros(codes.shape[0], dtype=np.int64)
+    np.cumsum(codes[1:] != codes[:-1], out=dense[1:])  # 0, 1, 2 ... per kept sequence
+    return frame, layout, dense, n_sequences
 
 
 def _targets(frame, plan, layout, arrays, real_stats, maps) -> tuple[list[dict], dict]:  # noqa: ANN001
@@ -236,7 +237,7 @@ def _meta(plan, frame, layout, arrays, stats, maps, targets_meta, windows, n_seq
         splits[name] = {
             "rows": int(rows.sum()),
             "windows": windows[name],
-            "sequences": int(np.unique(arrays["sequence"][rows]).shape[0]),
+            "sequences": int((layout.seg_part == p).sum()),  # one segment per (sequence, part)
             "position_range": [int(pos.min()), int(pos.max())] if pos.size else None,
         }
     splits["gap_rows"] = int((part == sp.GAP).sum())
@@ -256,7 +257,7 @@ def _meta(plan, frame, layout, arrays, stats, maps, targets_meta, windows, n_seq
         "targets": targets_meta,
         "n_rows": int(frame.height),
         "n_sequences": n_sequences,
-        "n_sequences_kept": int(np.unique(arrays["sequence"]).shape[0]),
+        "n_sequences_kept": int(arrays["sequence"][-1]) + 1,
         "skipped_sequences": layout.skipped,
         "nan_policy": cfg.data.nan_policy,
         "splits": splits,

@@ -50,9 +50,18 @@ def read_long(spec: LongSpec) -> pl.DataFrame:
         raise DataError(f"{spec.path}: data file not found; allowed: an existing csv or parquet file (data.path)")
     frame = _read_csv(spec) if spec.format == "csv" else _read_parquet(spec)
     _check_keys(frame, spec)
-    frame = frame.sort([spec.sequence_column, spec.position_column], maintain_order=True)
-    _check_duplicates(frame, spec)
+    if not _is_sorted(frame, spec.sequence_column, spec.position_column):
+        frame = frame.sort([spec.sequence_column, spec.position_column], maintain_order=True)
+        _check_duplicates(frame, spec)
     return frame
+
+
+def _is_sorted(frame: pl.DataFrame, seq: str, pos: str) -> bool:
+    """Rows already in (sequence, strictly increasing position) order (no sort needed, and
+    no duplicate positions possible)."""
+    s, p = pl.col(seq), pl.col(pos)
+    ok = (s > s.shift(1)) | ((s == s.shift(1)) & (p > p.shift(1)))
+    return bool(frame.select(ok.slice(1).all()).item())
 
 
 def file_columns(spec: LongSpec) -> dict[str, pl.DataType]:

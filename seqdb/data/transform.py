@@ -59,10 +59,10 @@ def _show(value: object) -> str:
 # ---- statistics ----------------------------------------------------------------------------
 def real_statistics(frame: pl.DataFrame, columns: list[str], train_mask: np.ndarray) -> dict[str, dict[str, float]]:
     """{column: {mean, std, n}} over the training rows (missing values left out)."""
-    train = frame.filter(pl.Series(train_mask))
+    mask = pl.Series(train_mask)
     stats = {}
     for col in columns:
-        s = train[col].drop_nulls()
+        s = frame[col].filter(mask).drop_nulls()
         mean = float(s.mean()) if s.len() else 0.0
         std = float(s.std(ddof=0)) if s.len() else 0.0
         stats[col] = {"mean": mean, "std": std if std > 0 and np.isfinite(std) else 1.0, "n": int(s.len())}
@@ -81,7 +81,7 @@ def normalise(frame: pl.DataFrame, columns: list[str], stats: dict) -> np.ndarra
 def build_id_maps(frame: pl.DataFrame, spec: LongSpec, train_mask: np.ndarray, rare_threshold: int, given: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     """{column: {value: id}} from the training rows (or the precomputed map)."""
     maps = {}
-    train = frame.filter(pl.Series(train_mask))
+    mask = pl.Series(train_mask)
     for col in spec.cat_columns:
         distinct = frame[col].drop_nulls().n_unique()
         if distinct < 2:
@@ -89,7 +89,7 @@ def build_id_maps(frame: pl.DataFrame, spec: LongSpec, train_mask: np.ndarray, r
         if col in given:
             maps[col] = given[col]
             continue
-        counts = train[col].drop_nulls().value_counts()
+        counts = frame[col].filter(mask).drop_nulls().value_counts()
         kept = counts.filter(pl.col("count") >= rare_threshold)[col].sort().to_list()
         maps[col] = {value: FIRST_ID + i for i, value in enumerate(kept)}
     return maps
