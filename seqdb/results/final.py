@@ -317,8 +317,22 @@ def _export(model, data, cfg: TrialConfig, best: BestTrial, trial_id: int, study
     source = {"experiment": best.experiment, "budget": best.budget, "horizon": best.horizon, "trial_id": trial_id, "study_id": study_id, "source_trial_id": best.trial_id}
     spec = inference_spec(data, cfg.data, source).model_copy(update={"d_model": cfg.model.d_model})
     say("exporting the generative and embedding models to ONNX (verified with ONNX Runtime)")
-    exported: list[ExportedModel] = export_pair(model, spec, out_dir, stem=f"seqdb-{best.budget}-h{best.horizon}-trial{trial_id}")
+    exported: list[ExportedModel] = export_pair(model, spec, out_dir, stem=f"seqdb-{best.budget}-h{best.horizon}-trial{trial_id}",
+                                                verify_inputs=_test_feeds(data, cfg.data, spec))
     return [(ONNX_KINDS[e.kind], e.path, {"max_abs_diff": e.max_abs_diff, "outputs": e.output_names, "exporter": e.exporter, "context_length": spec.context_length}) for e in exported]
+
+
+def _test_feeds(data, data_spec: DataSpec, spec: InferenceSpec, n: int = 4) -> Optional[dict[str, np.ndarray]]:  # noqa: ANN001
+    """The first test windows as ONNX feeds (the export is verified on real data too)."""
+    from seqdb.results.onnx_export import CAT_INPUT, REAL_INPUT
+    from seqdb.train.data import Selector
+
+    test_set = data.windows("test", data_spec.horizon)
+    if len(test_set) == 0:
+        return None
+    b = Selector(data_spec, test_set).batch(np.arange(min(n, len(test_set))))
+    feeds = {REAL_INPUT: b.real.numpy(), CAT_INPUT: b.cat.numpy()}
+    return {k: v for k, v in feeds.items() if (k == REAL_INPUT and spec.real_inputs) or (k == CAT_INPUT and spec.cat_inputs)}
 
 
 # --------------------------------------------------------------------------------------
