@@ -154,3 +154,28 @@ def test_bad_parquet_is_one_line_and_leaves_nothing(project, engine, setup):
         res = run_cli_inprocess("--project", str(project.root), "data", "prepare", "--experiment", name)
         assert_one_line_error(res, "long.parquet", *needles)
         _nothing_left(project, engine)
+
+
+def test_concurrent_prepares_make_one_folder_and_one_row(project, engine, setup):
+    """Two preparations of the same dataset at once (as two workers would) agree on one."""
+    import threading
+
+    name = setup()
+    rows, errors = [], []
+
+    def run():
+        try:
+            rows.append(prepare_dataset(engine, project, name, progress=False))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert rows[0].dataset_id == rows[1].dataset_id and _datasets(engine) == 1
+    folders = list((project.artifacts_root / "datasets").iterdir())
+    assert [f.name for f in folders] == [rows[0].content_hash[:16]]
+    assert open_prepared(rows[0].path).windows("test", 1).starts.size > 0
