@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import polars as pl
@@ -51,7 +51,7 @@ from seqdb.data.transform import (
 from seqdb.db.engine import session_scope
 from seqdb.db.models import Dataset
 from seqdb.errors import DataError
-from seqdb.experiment.schema import ExperimentConfig
+from seqdb.experiment.schema import ExperimentConfig, TargetSection
 from seqdb.project import Project
 
 FORMAT_VERSION = 1
@@ -68,7 +68,6 @@ class Plan:
     given_maps: dict
     file_sha256: str
     content_hash: str
-    extra: dict = field(default_factory=dict)
 
 
 def prepare_dataset(engine: Engine, project: Project, experiment_name: str, *, progress: bool = True) -> Dataset:
@@ -185,35 +184,39 @@ def _split(frame: pl.DataFrame, plan: Plan) -> tuple[pl.DataFrame, sp.Layout, np
     return frame, layout, dense, n_sequences
 
 
-def _targets(frame, plan, layout, arrays, real_stats, maps) -> tuple[list[dict], dict]:  # noqa: ANN001
-    """Add `target{i}_h{h}` arrays; returns (targets meta, target statistics)."""
-    spec = plan.spec
+def _targets(frame: pl.DataFrame, plan: Plan, layout: sp.Layout, arrays: dict, real_stats: dict, maps: dict) -> tuple[list[dict], dict]:
+    """Add a `target{i}_h{h}` array per target and horizon; returns (targets meta, target stats)."""
     metas, tstats = [], {}
     for i, t in enumerate(plan.config.targets):
-        if t.task == "next_category":
-            ids = arrays["cat"][:, spec.cat_columns.index(t.column)]
-            meta = {"kind": "categorical", "n_classes": vocab_size(maps[t.column])}
-        else:
-            x = frame[t.column].fill_null(real_stats[t.column]["mean"]).to_numpy().astype(np.float64)
-            meta = {"kind": "categorical", "n_classes": 2} if t.task != "regression" else {"kind": "real", "n_classes": 0}
+        if t.task == "next_category":  # ids of the column, as encoded
+            source = arrays["cat"][:, plan.spec.cat_columns.index(t.column)]
+            kind = {"kind": "categorical", "n_classes": vocab_size(maps[t.column])}
+        else:  # raw values (missing ones already filled by the nan policy, else the train mean)
+            source = frame[t.column].fill_null(real_stats[t.column]["mean"]).to_numpy().astype(np.float64)
+            kind = {"kind": "real", "n_classes": 0} if t.task == "regression" else {"kind": "categorical", "n_classes": 2}
         for h in plan.config.horizons:
-            ok = sp.valid_mask(layout, h)
-            if t.task == "next_category":
-                y = sp.forward_value(ids, h, 0)
-                y = np.where(ok & (y != 0), y, -1).astype(np.int64)
-            elif t.task in ("direction", "threshold"):
-                cut = 0.0 if t.task == "direction" else float(t.threshold)
-                y = np.where(ok, (sp.forward_sum(x, h) > cut).astype(np.int64), -1).astype(np.int64)
-            else:
-                raw = sp.forward_sum(x, h) if t.aggregation == "sum" else sp.forward_value(x, h, np.nan)
-                fit = raw[ok & (layout.part == 0)]
-                mean, std = (float(fit.mean()), float(fit.std())) if fit.size else (0.0, 1.0)
-                std = std if std > 0 else 1.0
-                tstats.setdefault(t.target_name, {})[str(h)] = {"mean": mean, "std": std}
-                y = np.where(ok, (raw - mean) / std, np.nan).astype(np.float32)
+            y, stats = _target_at(t, source, h, layout)
             arrays[f"target{i}_h{h}"] = y
-        metas.append({"name": t.target_name, "column": t.column, "task": t.task, "threshold": t.threshold, "aggregate": t.aggregation, "file_index": i, **meta})
+            if stats:
+                tstats.setdefault(t.target_name, {})[str(h)] = stats
+        metas.append({"name": t.target_name, "column": t.column, "task": t.task, "threshold": t.threshold, "aggregate": t.aggregation, "file_index": i, **kind})
     return metas, tstats
+
+
+def _target_at(t: TargetSection, source: np.ndarray, h: int, layout: sp.Layout) -> tuple[np.ndarray, dict | None]:
+    """[T] targets at horizon h (-1 / NaN = ignore) and, for regression, their train mean/std."""
+    ok = sp.valid_mask(layout, h)
+    if t.task == "next_category":
+        y = sp.forward_value(source, h, 0)
+        return np.where(ok & (y != 0), y, -1).astype(np.int64), None  # a missing category: ignore
+    if t.task in ("direction", "threshold"):
+        cut = 0.0 if t.task == "direction" else float(t.threshold)
+        return np.where(ok, sp.forward_sum(source, h) > cut, -1).astype(np.int64), None
+    raw = sp.forward_sum(source, h) if t.aggregation == "sum" else sp.forward_value(source, h, np.nan)
+    fit = raw[ok & (layout.part == 0)]  # training targets only
+    mean, std = (float(fit.mean()), float(fit.std())) if fit.size else (0.0, 1.0)
+    std = std if std > 0 else 1.0
+    return np.where(ok, (raw - mean) / std, np.nan).astype(np.float32), {"mean": mean, "std": std}
 
 
 def _windows(plan: Plan, layout: sp.Layout, arrays: dict) -> dict[str, int]:
