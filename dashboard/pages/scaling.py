@@ -63,7 +63,7 @@ if not experiments:
 c1, c2, c3 = st.columns([2, 1, 1])
 experiment = c1.selectbox("experiment", experiments)
 at_text = c2.text_input("extrapolate to N", value="", placeholder="e.g. 2B")
-replicates = c3.number_input("bootstrap replicates", min_value=0, max_value=1000, value=100, step=50)
+replicates = c3.number_input("bootstrap replicates", min_value=0, max_value=1000, value=50, step=50)
 try:
     at = parse_n(at_text) if at_text.strip() else None
 except SeqdbError as exc:

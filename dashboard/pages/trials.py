@@ -15,8 +15,10 @@ experiments = options("SELECT DISTINCT experiment FROM trials ORDER BY 1")
 if not experiments:
     empty("No trials yet.")
     st.stop()
+wanted = st.query_params.get("trial_id")  # a link from the Scaling page: ?trial_id=N
+linked = options("SELECT experiment FROM trials WHERE trial_id = ?", (int(wanted),)) if wanted and wanted.isdigit() else []
 c1, c2, c3, c4 = st.columns(4)
-experiment = c1.selectbox("experiment", experiments)
+experiment = c1.selectbox("experiment", experiments, index=experiments.index(linked[0]) if linked else 0)
 budgets = c2.multiselect("budget", options("SELECT DISTINCT budget FROM trials WHERE experiment = ? ORDER BY budget_params", (experiment,)))
 horizons = c3.multiselect("horizon", options("SELECT DISTINCT horizon FROM trials WHERE experiment = ? ORDER BY 1", (experiment,)))
 states = c4.multiselect("state", ["completed", "running", "pending", "pruned", "failed", "stopped"])
@@ -30,7 +32,6 @@ st.caption(f"{len(df)} trial(s)")
 st.dataframe(df, hide_index=True, width="stretch")
 
 ids = df.trial_id.tolist()
-wanted = st.query_params.get("trial_id")
 default = int(wanted) if wanted and wanted.isdigit() and int(wanted) in ids else (ids[0] if ids else None)
 if default is None:
     st.stop()

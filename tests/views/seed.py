@@ -144,3 +144,15 @@ def seed(engine) -> Seeded:  # noqa: ANN001
         s.add(Worker(name=seeded.dead_worker, host="host-b", pid=2, state="running",
                      last_seen_at=utcnow() - timedelta(hours=1), tokens_per_s=10.0))
     return seeded
+
+
+def heartbeat(url: str, name: str) -> None:
+    """What a live worker does: stamp last_seen_at now (module-scoped fixtures outlive 120 s)."""
+    import sqlalchemy as sa
+
+    from seqdb.db.engine import create_engine_for
+
+    eng = create_engine_for(url)
+    with session_scope(eng) as s:
+        s.execute(sa.update(Worker).where(Worker.name == name).values(last_seen_at=utcnow()))
+    eng.dispose()

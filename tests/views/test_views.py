@@ -7,7 +7,7 @@ import pytest
 from seqdb.db.engine import session_scope
 from seqdb.db.models import Metric, Trial
 from seqdb.views import VIEW_NAMES, sql
-from tests.views.seed import seed, BUDGETS, HORIZONS, MO_FRONT_NUMBERS, exact_params, true_loss
+from tests.views.seed import heartbeat, seed, BUDGETS, HORIZONS, MO_FRONT_NUMBERS, exact_params, true_loss
 
 
 def rows(vc, query, params=None):
@@ -56,7 +56,8 @@ def test_study_progress_counts_and_eta(vc):
     assert got["mo/2M/h1"]["eta_s"] == 0 and got["mo/2M/h1"]["progress"] == 1
 
 
-def test_workers_alive_and_current_trial(vc, seeded):
+def test_workers_alive_and_current_trial(vc, seeded, seeded_db):
+    heartbeat(seeded_db[0], seeded.alive_worker)
     got = {r["name"]: r for r in rows(vc, "SELECT * FROM workers")}
     alive, dead = got[seeded.alive_worker], got[seeded.dead_worker]
     assert alive["alive"] is True and alive["heartbeat_age_s"] < 60 and alive["current_trial_state"] == "running"
