@@ -192,6 +192,8 @@ class ExperimentConfig(Section):
         self._check_targets(cols)
         if len(set(self.horizons)) != len(self.horizons):
             _fail("horizons", f"duplicates in {self.horizons}", "distinct positive integers")
+        if self.split.mode == "sequences" and self.split.gap:
+            _fail("split.gap", f"{self.split.gap} with mode sequences", "a gap only with mode within (whole sequences need none)")
         if self.split.validation + self.split.test >= 1:
             _fail("split", f"validation {self.split.validation} + test {self.split.test} >= 1", "fractions that leave a training part (sum < 1)")
         counts = [parse_budget(b) for b in self.budgets]

@@ -45,6 +45,8 @@ def test_examples_validate():
         ({"horizons": [1, 1]}, ["horizons: duplicates"]),
         ({"split": {"validation": 0.6, "test": 0.5}}, ["split: validation 0.6 + test 0.5 >= 1"]),
         ({"split": {"validation": 0.0, "test": 0.2}}, ["split.validation: found 0.0"]),
+        ({"split": {"mode": "sequences", "gap": 3}}, ["split.gap: 3 with mode sequences"]),
+        ({"split": {"mode": "random"}}, ["split.mode: found 'random'", "'within' or 'sequences'"]),
         ({"data.nan_policy": "drop"}, ["data.nan_policy: found 'drop'", "'error', 'ffill' or 'zero'"]),
         ({"data.columns": {"sequenceId": "real", "x": "real"}}, ["data.columns.sequenceId: sequence_column"]),
         ({"data.id_maps": {"x": {"a": 2}}}, ["data.id_maps.x: not a categorical column", "allowed: c"]),
