@@ -1,0 +1,314 @@
+"""Training throughput: seqdb's trainer vs `sequifier train` vs a minimal plain-PyTorch loop.
+
+    .venv/bin/python benchmarks/bench_train.py [--steps 12] [--repeat 2] [--threads 2]
+
+Same architecture (d_model 128, 4 layers, 4 heads, d_ff 512, gelu with feed-forward biases,
+layer_norm, pre-norm, learned positions; exactly sequifier's parameter count), same data
+(next-token prediction on one 20-value categorical column, context 64, non-overlapping
+windows), same batch (64 windows, no accumulation), AdamW, fp32, loss at every position.
+
+- seqdb: `seqdb.train.trainer.train` in this process; time between the reports of step 1
+  and step N-1 (evaluation only after the last step).
+- sequifier (peer, /work/peers/venv, see shared/PEERS.md): `sequifier train` as a
+  subprocess with torch_compile none, prediction_length = context (full causal loss), no
+  validation before training; time from its per-batch log timestamps (batch 1 -> N), which
+  include the optimizer step and data loading.
+- plain: a nanoGPT-style module with F.scaled_dot_product_attention and a bare loop.
+
+Each tool runs `--repeat` times, interleaved; the best run counts (the machine is shared).
+MFU = model FLOP/s / this CPU's fp32 matmul peak (best of timed 2048^3 torch.mm, same thread
+count), with training FLOPs per token = 6 * (non-embedding matmul weights) + 12 * layers *
+d_model * context (attention scores and values, forward + backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from seqdb.config.trial import DataSpec, InputColumn, ModelConfig, TargetSpec, TrainingConfig, TrialConfig
+from seqdb.data.windows import WindowSet
+from seqdb.model.params import param_count
+from seqdb.train.reporter import MemoryReporter
+from seqdb.train.trainer import train
+
+PEER_BIN = Path(os.environ.get("SEQUIFIER_BIN", "/work/peers/venv/bin/sequifier"))
+D, LAYERS, HEADS, DFF, CTX, BATCH, VALUES = 128, 4, 4, 512, 64, 64, 20
+VOCAB = VALUES + 3  # ids 0 unknown, 1 other, 2 mask (sequifier), 3.. values
+N_CLASSES = VOCAB - 2  # sequifier's categorical head
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def make_tokens(sequences: int, length: int, seed: int = 0) -> np.ndarray:
+    """[sequences, length] value indices 0..19: a cycle with 20% random replacements."""
+    rng = np.random.default_rng(seed)
+    tok = (np.arange(length)[None, :] * 3 + rng.integers(0, VALUES, (sequences, 1))) % VALUES
+    return np.where(rng.random((sequences, length)) < 0.2, rng.integers(0, VALUES, (sequences, length)), tok)
+
+
+def window_set(tokens: np.ndarray, n_windows: int) -> WindowSet:
+    """Non-overlapping windows of CTX rows with the next token as target (ids as sequifier's)."""
+    ids = 3 + np.argsort(np.argsort([f"v{i}" for i in range(VALUES)]))[tokens]  # lexicographic id map
+    flat = ids.reshape(-1).astype(np.int64)
+    nxt = np.append(flat[1:], -1)
+    seq_len = tokens.shape[1]
+    nxt[seq_len - 1 :: seq_len] = -1  # no target across sequence ends
+    starts = [s * seq_len + o for s in range(tokens.shape[0]) for o in range(0, seq_len - CTX, CTX + 1)]
+    starts = np.asarray(starts[:n_windows], dtype=np.int64)
+    return WindowSet(
+        real=np.zeros((flat.size, 0), np.float32), cat=flat[:, None], targets={"tok": nxt - 2 * (nxt >= 0)},
+        starts=starts, context_length=CTX, real_columns=[], cat_columns=["tok"],
+    )
+
+
+def trial_config(steps: int) -> TrialConfig:
+    spec = DataSpec(
+        context_length=CTX,
+        inputs=[InputColumn(name="tok", kind="categorical", vocab_size=VOCAB)],
+        targets=[TargetSpec(name="tok", kind="categorical", n_classes=N_CLASSES)],
+    )
+    model = ModelConfig(d_model=D, n_layers=LAYERS, n_head=HEADS, d_ff=DFF, activation="gelu", norm="layer_norm", mlp_bias=True)
+    training = TrainingConfig(
+        learning_rate=3e-4, max_epochs=1, max_steps=steps, effective_batch_size=BATCH, batch_size=BATCH,
+        eval_every_steps=10**6, max_eval_batches=1, scheduler="constant", precision="fp32",
+    )
+    return TrialConfig(experiment="bench", budget="800k", horizon=1, data=spec, model=model, training=training)
+
+
+# ---------------------------------------------------------------------------- seqdb
+
+
+class TimingReporter(MemoryReporter):
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def report(self, step, epoch, metrics):
+        self.times.append(time.perf_counter())
+        return super().report(step, epoch, metrics)
+
+
+def run_seqdb(ws: WindowSet, steps: int, work: Path) -> float:
+    rep = TimingReporter()
+    res = train(trial_config(steps), ws, ws, rep, checkpoint_dir=work / "seqdb-ckpt")
+    assert res.status == "completed", res
+    return (steps - 2) * BATCH * CTX / (rep.times[steps - 2] - rep.times[0])  # steps 2 .. N-1
+
+
+# ---------------------------------------------------------------------------- plain PyTorch
+
+
+class PlainBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(D), nn.LayerNorm(D)
+        self.q, self.k, self.v, self.o = (nn.Linear(D, D, bias=False) for _ in range(4))
+        self.fc1, self.fc2 = nn.Linear(D, DFF), nn.Linear(DFF, D)
+
+    def forward(self, x):
+        B, L, _ = x.shape
+        h = self.ln1(x)
+        q, k, v = (m(h).view(B, L, HEADS, D // HEADS).transpose(1, 2) for m in (self.q, self.k, self.v))
+        x = x + self.o(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, L, D))
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class PlainGPT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(VOCAB, D), nn.Embedding(CTX, D)
+        self.blocks = nn.ModuleList(PlainBlock() for _ in range(LAYERS))
+        self.ln, self.head = nn.LayerNorm(D), nn.Linear(D, N_CLASSES)
+
+    def forward(self, ids):
+        x = self.tok(ids) + self.pos.weight[: ids.shape[1]]
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.ln(x))
+
+
+def run_plain(ws: WindowSet, steps: int) -> tuple[float, int]:
+    torch.manual_seed(0)
+    model = PlainGPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    rows = ws.window_rows(np.arange(len(ws)))
+    x, y = torch.from_numpy(ws.cat[rows][..., 0]), torch.from_numpy(ws.targets["tok"][rows])
+    times = []
+    for s in range(steps):
+        sl = slice((s * BATCH) % len(ws), (s * BATCH) % len(ws) + BATCH)
+        loss = F.cross_entropy(model(x[sl]).reshape(-1, N_CLASSES), y[sl].reshape(-1), ignore_index=-1)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter())
+    return (steps - 1) * BATCH * CTX / (times[-1] - times[0]), sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------- sequifier
+
+
+def sequifier_project(work: Path, tokens: np.ndarray) -> Path:
+    proj = work / "sequifier"
+    (proj / "configs").mkdir(parents=True)
+    S, P = tokens.shape
+    pl.DataFrame(
+        {"sequenceId": np.repeat(np.arange(S), P), "itemPosition": np.tile(np.arange(P), S),
+         "tok": np.char.add("v", tokens.reshape(-1).astype(str))}
+    ).write_csv(proj / "data.csv")
+    (proj / "configs" / "preprocess.yaml").write_text(textwrap.dedent(f"""\
+        project_root: .
+        preprocessing_data_path: data.csv
+        read_format: csv
+        write_format: parquet
+        selected_columns: [tok]
+        split_ratios: [0.9, 0.05, 0.05]
+        split_method: within_sequence
+        window_length: {CTX + 1}
+        max_target_offset: 1
+        window_stride: {CTX + 1}
+        max_rows: null
+        seed: 1010
+        """))
+    subprocess.run([str(PEER_BIN), "preprocess", "--config-path", "configs/preprocess.yaml"], cwd=proj, check=True, capture_output=True)
+    return proj
+
+
+def sequifier_train_yaml(steps: int) -> str:
+    return textwrap.dedent(f"""\
+        project_root: .
+        model_name: bench
+        device: cpu
+        global_training:
+          training_objective: causal
+          context_length: {CTX}
+          inference_batch_size: {BATCH}
+          batch_size: {BATCH}
+          learning_rate: 0.0003
+          optimizer: {{name: AdamW}}
+          scheduler: {{name: StepLR, step_size: 1, gamma: 1.0}}
+          gradient_clip: 1.0
+          torch_compile: none
+          calculate_validation_loss_on_initialization: false
+          save_interval_val_loss: false
+          save_interval_epochs: 100
+          log_interval: 1
+        model:
+          backbone:
+            architecture:
+              dim_model: {D}
+              num_layers: {LAYERS}
+              attention: {{n_heads: {HEADS}}}
+              feed_forward: {{dim: {DFF}, activation: gelu}}
+              normalization: {{type: layer_norm, norm_first: true}}
+              position_encoding: {{type: learned}}
+              dropout: 0.0
+          interface:
+            input_columns: [tok]
+            target_columns: [tok]
+            ingestion: {{type: embedding, output_dim: {D}}}
+            decoder: {{type: linear, prediction_length: {CTX}}}
+        dataset:
+          part: {{metadata_config_path: configs/metadata_configs/data.json}}
+          criterion: {{tok: CrossEntropyLoss}}
+        training_plan: {{epochs: 1}}
+        evaluation: false
+        export_generative_model: true
+        export_embedding_model: false
+        export_onnx: false
+        export_pt: true
+        """)
+
+
+def run_sequifier(proj: Path, steps: int, threads: int, run: int) -> tuple[float, int]:
+    (proj / "configs" / "train.yaml").write_text(sequifier_train_yaml(steps))
+    for sub in ("models", "checkpoints", "logs"):
+        subprocess.run(["rm", "-rf", str(proj / sub)], check=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run([str(PEER_BIN), "train", "--config-path", "configs/train.yaml"], cwd=proj, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"sequifier train failed: {out.stderr[-800:]}")
+    log = pl.read_csv(proj / "logs" / "bench" / "bench-training-full.csv").filter(pl.col("target") == "__total__")
+    stamps = log["timestamp_utc"].str.to_datetime().dt.epoch("us").to_numpy() / 1e6
+    n = min(steps, len(stamps))
+    count = subprocess.run(
+        [str(PEER_BIN.parent / "python"), "-c",
+         "import torch,sys; sd=torch.load(sys.argv[1],map_location='cpu',weights_only=False)['model_state_dict'];"
+         "print(sum(v.numel() for v in sd.values()))", str(proj / "models" / "bench-last-1.pt")],
+        capture_output=True, text=True, check=True,
+    )
+    return (n - 1) * BATCH * CTX / (stamps[n - 1] - stamps[0]), int(count.stdout.strip())
+
+
+# ---------------------------------------------------------------------------- peak, table
+
+
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def flops_per_token() -> float:
+    matmul = LAYERS * (4 * D * D + 2 * D * DFF) + D * N_CLASSES
+    return 6 * matmul + 12 * LAYERS * D * CTX
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=12, help="optimizer steps per run (batch 64 x context 64)")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tokens = make_tokens(60, 21 * (CTX + 1))
+    ws = window_set(tokens, args.steps * BATCH)
+    ours = param_count(trial_config(args.steps).model, trial_config(args.steps).data).total
+    results: dict[str, list[float]] = {"seqdb": [], "plain PyTorch (SDPA)": [], "sequifier train": []}
+    counts = {"seqdb": ours}
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        work = Path(tmp)
+        proj = sequifier_project(work, tokens) if PEER_BIN.exists() else None
+        peak = matmul_peak()
+        for r in range(args.repeat):
+            results["seqdb"].append(run_seqdb(ws, args.steps, work / f"r{r}"))
+            tps, counts["plain PyTorch (SDPA)"] = run_plain(ws, args.steps)
+            results["plain PyTorch (SDPA)"].append(tps)
+            if proj is not None:
+                tps, counts["sequifier train"] = run_sequifier(proj, args.steps, args.threads, r)
+                results["sequifier train"].append(tps)
+        peak = max(peak, matmul_peak())
+    print(f"CPU, {args.threads} threads, fp32; context {CTX}, batch {BATCH}, {args.steps} steps x {args.repeat} runs (best)")
+    print(f"fp32 torch.mm peak: {peak / 1e9:.1f} GFLOP/s; training FLOPs/token: {flops_per_token() / 1e6:.2f} M")
+    print(f"{'tool':<24}{'params':>10}{'tokens/s':>11}{'MFU':>8}{'vs sequifier':>14}{'vs plain':>10}")
+    best = {k: max(v) for k, v in results.items() if v}
+    for name, tps in best.items():
+        vs_peer = f"{tps / best['sequifier train']:.2f}x" if "sequifier train" in best else "-"
+        print(f"{name:<24}{counts[name]:>10,}{tps:>11,.0f}{tps * flops_per_token() / peak:>8.1%}{vs_peer:>14}{tps / best['plain PyTorch (SDPA)']:>9.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"best": best, "runs": results, "params": counts, "peak_flops": peak}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
