@@ -1,0 +1,1 @@
+"""The causal transformer, its exact parameter count and the budget grid."""

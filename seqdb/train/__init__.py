@@ -1,0 +1,1 @@
+"""Training: the trainer library (train, evaluate), dynamic batching, checkpoints, DDP."""
