@@ -214,23 +214,39 @@ def answer_rows(enc: Encoded, all_rows: bool) -> np.ndarray:
     return np.arange(enc.offsets[-1]) if all_rows else enc.offsets[1:] - 1
 
 
-def run_windows(predict: Predictor, enc: Encoded, rows: np.ndarray, spec: InferenceSpec, batch: int) -> dict[str, np.ndarray]:
-    """Outputs at the last position of the window of up to context_length rows ending at each
-    row of `rows` (never crossing into the previous sequence); windows grouped by length."""
-    seq_of_row = np.searchsorted(enc.offsets, rows, side="right") - 1
-    lengths = np.minimum(rows - enc.offsets[seq_of_row] + 1, spec.context_length)
+def run_windows(predict: Predictor, enc: Encoded, rows: np.ndarray, spec: InferenceSpec, batch: int, per_position: bool = True) -> dict[str, np.ndarray]:
+    """Outputs for each row of `rows` from the window of up to context_length rows ending at
+    it (never crossing into the previous sequence). With `per_position` (a generative model:
+    outputs at every position), the first context_length rows of a sequence share the one
+    window at its start — causal attention makes the output at position j depend on rows
+    0..j only, so this is exact. Windows are grouped by length and run in batches."""
+    L = spec.context_length
+    seq = np.searchsorted(enc.offsets, rows, side="right") - 1
+    first, n = enc.offsets[seq], enc.offsets[seq + 1] - enc.offsets[seq]
+    j = rows - first  # offset within the sequence
+    if per_position:
+        head = j < L
+        length = np.where(head, np.minimum(n, L), L)
+        start = np.where(head, first, rows - L + 1)
+    else:
+        length = np.minimum(j + 1, L)
+        start = rows - length + 1
     results: dict[str, np.ndarray] = {}
-    for length in np.unique(lengths):
-        pick = np.flatnonzero(lengths == length)
-        for lo in range(0, len(pick), batch):
-            part = pick[lo : lo + batch]
-            idx = rows[part][:, None] - length + 1 + np.arange(length)[None, :]  # [B, l]
-            out = predict(_feeds(enc.real, enc.cat, idx, spec))
-            for name, value in out.items():
-                last = value[:, -1] if value.ndim >= 2 and name != EMBEDDING_OUTPUT else value
+    for l in np.unique(length):
+        pick = np.flatnonzero(length == l)
+        starts, inverse = np.unique(start[pick], return_inverse=True)  # rows sharing a window
+        order = np.argsort(inverse, kind="stable")
+        pick, inverse = pick[order], inverse[order]
+        for lo in range(0, len(starts), batch):
+            chunk = starts[lo : lo + batch]
+            a, b = np.searchsorted(inverse, [lo, lo + len(chunk)])
+            sel, win = pick[a:b], inverse[a:b] - lo
+            idx = chunk[:, None] + np.arange(l)[None, :]  # [B, l]
+            for name, value in predict(_feeds(enc.real, enc.cat, idx, spec)).items():
+                got = value[win] if name == EMBEDDING_OUTPUT else value[win, rows[sel] - start[sel]]
                 if name not in results:
-                    results[name] = np.empty((len(rows), *last.shape[1:]), dtype=last.dtype)
-                results[name][part] = last
+                    results[name] = np.empty((len(rows), *got.shape[1:]), dtype=got.dtype)
+                results[name][sel] = got
     return results
 
 
@@ -307,9 +323,9 @@ def infer_frame(
         return InferResult(frame, enc.unknown, len(df))
     rows = answer_rows(enc, opts.all_rows)
     outputs: dict[str, np.ndarray] = {}
-    for predict in (generative, embedding):
+    for predict, per_position in ((generative, True), (embedding, False)):
         if predict is not None:
-            outputs.update(run_windows(predict, enc, rows, spec, opts.batch_size))
+            outputs.update(run_windows(predict, enc, rows, spec, opts.batch_size, per_position))
     seq_idx = np.searchsorted(enc.offsets, rows, side="right") - 1
     cols = decode(outputs, spec, opts, np.random.default_rng(opts.seed))
     frame = pl.DataFrame({spec.sequence_column: [enc.seq_ids[i] for i in seq_idx], spec.position_column: enc.positions[rows], **cols})
@@ -337,9 +353,9 @@ def _autoregress(enc: Encoded, spec: InferenceSpec, opts: InferOptions, generati
     ctx_real, ctx_cat, ctx_len = _contexts(enc, spec.context_length)
     frames = []
     for step in range(1, opts.autoregress + 1):
-        outputs = _run_contexts(generative, ctx_real, ctx_cat, ctx_len, spec, opts.batch_size)
+        outputs = _run_contexts(generative, ctx_real, ctx_cat, ctx_len, spec, opts.batch_size, True)
         if embedding is not None:
-            outputs.update(_run_contexts(embedding, ctx_real, ctx_cat, ctx_len, spec, opts.batch_size))
+            outputs.update(_run_contexts(embedding, ctx_real, ctx_cat, ctx_len, spec, opts.batch_size, False))
         cols = decode(outputs, spec, opts, rng)
         frames.append(pl.DataFrame({spec.sequence_column: enc.seq_ids, spec.position_column: enc.positions[ends] + step, "step": np.full(len(ends), step), **cols}))
         new_real, new_cat = _next_row(cols, fed, spec)
@@ -359,7 +375,7 @@ def _contexts(enc: Encoded, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return enc.real[idx], enc.cat[idx], length
 
 
-def _run_contexts(predict: Predictor, real: np.ndarray, cat: np.ndarray, length: np.ndarray, spec: InferenceSpec, batch: int) -> dict[str, np.ndarray]:
+def _run_contexts(predict: Predictor, real: np.ndarray, cat: np.ndarray, length: np.ndarray, spec: InferenceSpec, batch: int, per_position: bool) -> dict[str, np.ndarray]:
     """Last-position outputs of right-aligned contexts, grouped by their valid length."""
     L = spec.context_length
     ctx = Encoded([], np.zeros(0), np.arange(0, (len(length) + 1) * L, L), real.reshape(-1, real.shape[-1]), cat.reshape(-1, cat.shape[-1]))
@@ -367,7 +383,7 @@ def _run_contexts(predict: Predictor, real: np.ndarray, cat: np.ndarray, length:
     results: dict[str, np.ndarray] = {}
     for l in np.unique(length):
         pick = np.flatnonzero(length == l)
-        for name, value in run_windows(predict, ctx, rows[pick], spec.model_copy(update={"context_length": int(l)}), batch).items():
+        for name, value in run_windows(predict, ctx, rows[pick], spec.model_copy(update={"context_length": int(l)}), batch, per_position).items():
             results.setdefault(name, np.empty((len(length), *value.shape[1:]), dtype=value.dtype))[pick] = value
     return results
 
