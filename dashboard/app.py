@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "screens"  # not pages/, which Streamlit would list itself
 
 st.set_page_config(page_title="seqdb", layout="wide")
 nav = st.navigation([

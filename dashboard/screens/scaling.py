@@ -56,7 +56,7 @@ def figure(report: list[HorizonScaling], at: int | None) -> go.Figure:
 
 
 st.title("Scaling")
-experiments = options("SELECT DISTINCT experiment FROM scaling_points ORDER BY experiment")
+experiments = options("SELECT experiment FROM scaling_points GROUP BY experiment ORDER BY count(*) DESC, experiment")
 if not experiments:
     empty("No completed search trials yet: the scaling curve appears when the first trial of a budget finishes.")
     st.stop()

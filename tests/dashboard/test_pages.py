@@ -23,7 +23,7 @@ def app(seeded_db, monkeypatch):
 def open_page(at: AppTest, page: str, **query) -> AppTest:
     at.query_params.clear()
     at.query_params.update(query)
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"screens/{page}.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
