@@ -19,7 +19,6 @@ What comes out, one row per answer:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
