@@ -320,10 +320,11 @@ def learning_curve_macro_sql(backend: str) -> str:
             " || CAST(tid AS BIGINT) || ' ORDER BY name, step'"
         )
         return f"CREATE MACRO learning_curve(tid) AS TABLE SELECT {cols} FROM sqlite_query('db', {inner})"
-    return (
-        "CREATE MACRO learning_curve(tid) AS TABLE SELECT * FROM learning_curves "
-        "WHERE trial_id = CAST(tid AS BIGINT) ORDER BY metric, step"
+    inner = (
+        "'SELECT trial_id, name AS metric, step, epoch, value, time FROM metric WHERE trial_id = '"
+        " || CAST(tid AS BIGINT) || ' ORDER BY name, step'"
     )
+    return f"CREATE MACRO learning_curve(tid) AS TABLE SELECT {cols} FROM postgres_query('db', {inner})"
 
 
 def create_views(con: duckdb.DuckDBPyConnection, backend: str) -> None:
