@@ -76,6 +76,7 @@ def ensure_final_trial(engine: Engine, project, best: BestTrial, cfg: TrialConfi
     study = ensure_study(engine, project, best.experiment, best.budget, best.horizon, kind="final")
     digest = cfg.config_hash()
     with session_scope(engine) as s:
+        _never_prune(s, study.study_id)
         # -- one trial per distinct final config; re-running `seqdb train` finds it again
         existing = s.execute(
             sa.select(Trial.trial_id).where(Trial.study_id == study.study_id, Trial.config_hash == digest)
@@ -91,6 +92,18 @@ def ensure_final_trial(engine: Engine, project, best: BestTrial, cfg: TrialConfi
         s.add(trial)
         s.flush()
         return study.study_id, int(trial.trial_id)
+
+
+def _never_prune(s, study_id: int) -> None:  # noqa: ANN001 - a Session
+    """A final run is trained to the end (early stopping aside): the final study gets no pruner,
+    whatever the search used."""
+    study = s.get(Study, study_id)
+    search = dict((study.config or {}).get("search") or {})
+    pruner = search.get("pruner")
+    if study.pruner != "none" or (isinstance(pruner, dict) and pruner.get("name") != "none") or isinstance(pruner, str) and pruner != "none":
+        search["pruner"] = {**(pruner if isinstance(pruner, dict) else {}), "name": "none"}
+        study.config = {**study.config, "search": search}
+        study.pruner = "none"
 
 
 def trial_state(engine: Engine, trial_id: int) -> Trial:

@@ -19,6 +19,7 @@ from seqdb.experiment.registry import register_experiment
 from seqdb.project import init_project
 from seqdb.results.final import final_training, load_report
 from seqdb.results.onnx_export import sha256_file
+from seqdb.search.optuna_view import study_spec
 from seqdb.search.study import ensure_study
 from tests.helpers import assert_one_line_error, run_cli_inprocess
 
@@ -39,6 +40,7 @@ search:
   strategy: sample
   n_samples: 2
   objectives: [val_loss]
+  pruner: median
   space:
     learning_rate: [1.0e-3, 3.0e-3]
 training:
@@ -81,6 +83,7 @@ def test_final_training_report_export_and_infer(db_url, tmp_path):
         final = s.get(Study, result.study_id)
         trial = s.get(Trial, result.trial_id)
         assert final.kind == "final" and final.name == "toy/12k/h1/final"
+        assert final.pruner == "none" and study_spec(final).pruner.name == "none"  # the search's median pruner never cuts a final run
         assert trial.state == "completed" and trial.config["training"]["max_epochs"] == 1
         assert trial.params["source_trial_id"] != trial.trial_id
         names = set(s.execute(sa.select(Metric.name).where(Metric.trial_id == trial.trial_id)).scalars())
