@@ -74,7 +74,12 @@ def train(
                             resamples=resamples, export=not no_export, say=console.print)
     _print_report(result.report)
     for art in result.artifacts:
-        console.print(f"artifact {art.artifact_id}: {art.kind} {art.path} ({art.bytes:,} bytes, sha256 {art.sha256[:12]}…, max |onnx - torch| {art.meta.get('max_abs_diff', 0):.2g})")
+        check = f", verified: max |onnx - torch| {art.meta['max_abs_diff']:.2g}" if "max_abs_diff" in (art.meta or {}) else ""
+        console.print(f"artifact {art.artifact_id}: {art.kind} {art.path} ({art.bytes:,} bytes, sha256 {art.sha256[:12]}…{check})", highlight=False, soft_wrap=True)
+    if result.artifacts:
+        gen = next((a.artifact_id for a in result.artifacts if a.kind == "onnx_generative"), None)
+        if gen is not None:
+            console.print(f"next: seqdb infer --model {gen} --data NEW_DATA.csv --probabilities")
 
 
 def report(
