@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -141,11 +142,24 @@ def infer(
     opts = InferOptions(probabilities=probabilities, embeddings=embeddings, autoregress=autoregress, sample=sample,
                         temperature=temperature, seed=seed, all_rows=all_rows, batch_size=batch_size)
     out = output or data.with_name(f"{data.stem}-predictions.parquet")
-    result = run_infer(path, data, out, opts, expected_sha256=sha)
+    with _window_progress() as tick:
+        opts.on_windows = tick
+        result = run_infer(path, data, out, opts, expected_sha256=sha)
     for column, n in result.unknown.items():
         if n:
             err_console.print(f"note: {n} value(s) of {column} not in the model's id map were read as 'other' (id 1)")
     console.print(f"{result.frame.height} answer row(s) from {result.n_input_rows} input row(s) written to {result.output}")
+
+
+@contextmanager
+def _window_progress():
+    """A live count of the windows run through ONNX Runtime (stderr, gone when done)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("infer: {task.completed:,.0f} windows"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("infer", total=None)
+        yield lambda n: bar.advance(task, n)
 
 
 def _model_path(ctx: typer.Context, model: str) -> tuple[Path, Optional[str]]:

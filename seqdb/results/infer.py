@@ -46,6 +46,7 @@ class InferOptions:
     seed: int = 0
     all_rows: bool = False
     batch_size: int = 256
+    on_windows: Optional[Callable[[int], None]] = None  # progress: called with each batch's window count
 
     def check(self) -> None:
         if self.autoregress < 0:
@@ -401,6 +402,17 @@ def _next_row(cols: dict[str, np.ndarray], fed: dict, spec: InferenceSpec) -> tu
     return real, cat
 
 
+def _counted(predict: Predictor, tick: Callable[[int], None]) -> Predictor:
+    """The predictor, reporting the windows of each call (for a progress display)."""
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = predict(feeds)
+        tick(len(next(iter(feeds.values()))))
+        return out
+
+    return run
+
+
 def write_frame(frame: pl.DataFrame, path: Path) -> Path:
     """Write parquet (or csv by suffix) through a temp file + rename."""
     path = Path(path)
@@ -432,6 +444,8 @@ def infer(model_path: Path, data_path: Path, output: Optional[Path], opts: Infer
         if opts.autoregress or opts.probabilities or opts.sample:
             generative = sibling_model(model).predictor
     df = read_data(data_path, model.spec)
+    if opts.on_windows is not None:
+        generative, embedding = (_counted(p, opts.on_windows) if p is not None else None for p in (generative, embedding))
     result = infer_frame(df, model.spec, opts, generative, embedding, source=str(data_path))
     if output is not None:
         result.output = write_frame(result.frame, output)
