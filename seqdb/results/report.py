@@ -4,8 +4,8 @@ Scored rows: every row the test windows cover, once, at the position with the lo
 context any window gives it (the rows the trainer's test loss covers, without double
 counting overlapping windows). Per target:
 
-- categorical (direction, threshold, next category): cross-entropy and accuracy (for the
-  direction task: the hit rate). Baselines: **majority class** (the training split's most
+- categorical (direction, threshold, next category): cross-entropy and accuracy (named
+  `hit_rate` for the direction task, where it is the direction hit rate). Baselines: **majority class** (the training split's most
   frequent class; its loss uses the training class frequencies as a fixed distribution) and
   **persistence** (the target observed `horizon` rows earlier, which is known at the time
   of the forecast: the last h-step direction, the current category).
@@ -149,9 +149,10 @@ def categorical_scores(y: np.ndarray, logits: np.ndarray, prev: np.ndarray, info
     freq = np.clip(freq / freq.sum(), 1e-12, None)
     majority = int(np.argmax(freq))
     rows = np.arange(len(y))
+    hits = "hit_rate" if info.task == "direction" else "accuracy"  # for direction, accuracy is the hit rate
     return {
         "loss": {"model": -logp[rows, y], "majority class": -np.log(freq[y])},
-        "accuracy": {
+        hits: {
             "model": (logp.argmax(axis=-1) == y).astype(np.float64),
             "majority class": (y == majority).astype(np.float64),
             "persistence": (prev == y).astype(np.float64),

@@ -94,7 +94,7 @@ def test_final_training_report_export_and_infer(db_url, tmp_path):
         assert sha256_file(Path(art.path)) == art.sha256 and Path(art.path).stat().st_size == art.bytes
     assert arts["onnx_generative"].meta["max_abs_diff"] <= 1e-4
     metrics = {(r.target, r.metric) for r in result.report.rows}
-    assert metrics == {("x", "loss"), ("x", "accuracy")}
+    assert metrics == {("x", "loss"), ("x", "hit_rate")}  # direction: accuracy is the hit rate
     assert all(c.verdict in ("beats", "does not beat", "worse") for r in result.report.rows for c in r.comparisons)
     assert load_report(engine, "12k", 1).to_json() == result.report.to_json()
 

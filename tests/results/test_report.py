@@ -32,9 +32,9 @@ def test_a_model_that_knows_the_answer_beats_every_baseline():
     rep = build_report([info], {"dir": y}, {"dir": _logits_for(y, 2, 4.0)}, {"dir": prev}, resamples=300)
     v = rep.verdicts()
     assert v[("dir", "loss", "majority class")] == "beats"
-    assert v[("dir", "accuracy", "majority class")] == "beats"
-    assert v[("dir", "accuracy", "persistence")] == "beats"
-    acc = next(r for r in rep.rows if r.metric == "accuracy")
+    assert v[("dir", "hit_rate", "majority class")] == "beats"
+    assert v[("dir", "hit_rate", "persistence")] == "beats"
+    acc = next(r for r in rep.rows if r.metric == "hit_rate")
     assert acc.value == pytest.approx(1.0) and acc.low <= 1.0 <= acc.high + 1e-12
 
 
@@ -44,7 +44,7 @@ def test_a_model_that_only_predicts_the_majority_does_not_beat_it():
     logits = np.tile(np.log([0.4, 0.6]), (len(y), 1))
     rep = build_report([info], {"dir": y}, {"dir": logits}, {"dir": prev}, resamples=300)
     v = rep.verdicts()
-    assert v[("dir", "accuracy", "majority class")] == "does not beat"
+    assert v[("dir", "hit_rate", "majority class")] == "does not beat"
     assert v[("dir", "loss", "majority class")] == "does not beat"
     lines = summary_lines(rep)
     assert any("does not beat majority class" in line for line in lines)
@@ -54,7 +54,7 @@ def test_a_confidently_wrong_model_is_reported_worse():
     _, y, prev, info = _direction_case(2000, 2)
     rep = build_report([info], {"dir": y}, {"dir": _logits_for(1 - y, 2, 3.0)}, {"dir": prev}, resamples=300)
     assert rep.verdicts()[("dir", "loss", "majority class")] == "worse"
-    assert rep.verdicts()[("dir", "accuracy", "persistence")] == "worse"
+    assert rep.verdicts()[("dir", "hit_rate", "persistence")] == "worse"
 
 
 def test_regression_baselines_zero_mean_persistence():
