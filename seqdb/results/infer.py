@@ -153,6 +153,8 @@ def read_data(path: Path, spec: InferenceSpec) -> pl.DataFrame:
         df = pl.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pl.read_csv(path, infer_schema_length=10000)
     except Exception as exc:  # noqa: BLE001 - polars raises many kinds
         raise DataError(f"{path}: cannot read data: {' '.join(str(exc).split())[:200]}") from None
+    if df.height == 0:
+        raise DataError(f"{path}: no data rows")
     needed = [spec.sequence_column, spec.position_column, *spec.input_columns]
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -397,8 +399,8 @@ def _next_row(cols: dict[str, np.ndarray], fed: dict, spec: InferenceSpec) -> tu
         real[:, j] = (np.asarray(cols[fed[col.name].name], dtype=np.float64) - col.mean) / (col.std or 1.0)
     cat = np.zeros((n, len(spec.cat_inputs)), dtype=np.int64)
     for j, col in enumerate(spec.cat_inputs):
-        id_map = col.id_map or {}
-        cat[:, j] = [id_map.get(str(v), UNKNOWN_ID) for v in cols[fed[col.name].name]]
+        id_map = {"<unknown>": UNKNOWN_ID, "<other>": OTHER_ID, **(col.id_map or {})}  # labels of ids 0 and 1
+        cat[:, j] = [id_map.get(str(v), OTHER_ID) for v in cols[fed[col.name].name]]
     return real, cat
 
 
