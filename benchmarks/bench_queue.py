@@ -41,7 +41,7 @@ from seqdb.runner.metrics import MetricWriter  # noqa: E402
 from seqdb.runner.synthetic import create_synthetic_study  # noqa: E402
 
 PG_ADMIN = os.environ.get("SEQDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-console = Console()
+console = Console(width=150)
 FORK = mp.get_context("fork")
 
 

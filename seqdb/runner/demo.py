@@ -59,8 +59,9 @@ def demo_experiment(quick: bool) -> dict:
     return exp
 
 
-def setup_project(path: Path, quick: bool, database_url: str | None = None):  # noqa: ANN201
-    """Project, data file and registered experiment (each step skipped when already done)."""
+def setup_project(path: Path, quick: bool, database_url: str | None = None, experiment: dict | None = None):  # noqa: ANN201
+    """Project, data file and registered experiment (each step skipped when already done);
+    `experiment` replaces the demo's definition (tests)."""
     from seqdb.data.sp500 import write_sp500
     from seqdb.experiment.registry import register_experiment
 
@@ -69,7 +70,7 @@ def setup_project(path: Path, quick: bool, database_url: str | None = None):  # 
     data = project.root / "data" / "sp500.csv"
     if not data.is_file():
         write_sp500(data)
-    exp = demo_experiment(quick)
+    exp = experiment or demo_experiment(quick)
     config_path = project.root / "configs" / f"{exp['name']}.yaml"
     config_path.write_text(yaml.safe_dump(exp, sort_keys=False), encoding="utf-8")
     engine = create_engine_for(project.database_url)

@@ -15,7 +15,6 @@ import time
 from typing import Optional
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -26,10 +25,34 @@ from seqdb.runner.queue import Lease, owns_lease
 from seqdb.runner.retry import is_transient, log
 
 
+# Postgres: a whole batch is one statement over six arrays (one round trip, no per-row
+# parameters); a conflict on (trial_id, name, step) keeps the newest value.
+PG_METRIC_UPSERT = sa.text(
+    """
+    INSERT INTO metric (trial_id, step, epoch, name, value, time)
+    SELECT * FROM unnest(CAST(:trial_id AS bigint[]), CAST(:step AS integer[]), CAST(:epoch AS integer[]),
+                         CAST(:name AS varchar[]), CAST(:value AS double precision[]), CAST(:time AS double precision[]))
+    ON CONFLICT (trial_id, name, step)
+    DO UPDATE SET value = EXCLUDED.value, epoch = EXCLUDED.epoch, time = EXCLUDED.time
+    """
+)
+COLUMNS = ("trial_id", "step", "epoch", "name", "value", "time")
+
+
+def execute_upsert(session, stmt, rows: list[dict]) -> None:  # noqa: ANN001
+    """Run the dialect's upsert for `rows` (arrays on Postgres, executemany on SQLite)."""
+    if stmt is PG_METRIC_UPSERT:
+        session.execute(stmt, {c: [r[c] for r in rows] for c in COLUMNS})
+    else:
+        session.execute(stmt, rows)
+
+
 def metric_upsert(engine: Engine):
     """INSERT … ON CONFLICT (trial_id, name, step) DO UPDATE: the last writer's value wins."""
+    if not is_sqlite(engine):
+        return PG_METRIC_UPSERT
     table = Metric.__table__
-    stmt = (sqlite_insert if is_sqlite(engine) else pg_insert)(table)
+    stmt = sqlite_insert(table)
     return stmt.on_conflict_do_update(
         index_elements=["trial_id", "name", "step"],
         set_={"value": stmt.excluded.value, "epoch": stmt.excluded.epoch, "time": stmt.excluded.time},
@@ -79,7 +102,7 @@ class MetricWriter:
                     if not owns_lease(s, self.lease):
                         self.lost.set()
                         return False
-                    s.execute(self.stmt, _dedupe(rows))
+                    execute_upsert(s, self.stmt, _dedupe(rows))
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise
@@ -130,5 +153,5 @@ def _dedupe(rows: list[dict]) -> list[dict]:
 def write_metrics_once(engine: Engine, rows: list[dict], stmt: Optional[sa.Insert] = None) -> int:
     """Insert a batch without a lease check (benchmarks, imports)."""
     with session_scope(engine) as s:
-        s.execute(stmt if stmt is not None else metric_upsert(engine), rows)
+        execute_upsert(s, stmt if stmt is not None else metric_upsert(engine), rows)
     return len(rows)

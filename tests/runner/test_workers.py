@@ -28,7 +28,7 @@ from tests.runner.harness import (
     wait_for_event,
 )
 
-SOAK_S = float(os.environ.get("SEQDB_SOAK_S", "20"))
+SOAK_S = float(os.environ.get("SEQDB_SOAK_S", "15"))
 
 
 def _wait_drained(procs, timeout: float) -> None:
