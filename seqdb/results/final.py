@@ -25,10 +25,11 @@ import numpy as np
 import sqlalchemy as sa
 import torch
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from seqdb.config.trial import DataSpec, TrialConfig
 from seqdb.db.engine import session_scope
-from seqdb.db.models import Artifact, Checkpoint, Dataset, Metric, Study, Trial, TrialState
+from seqdb.db.models import FINISHED_STATES, Artifact, Checkpoint, Dataset, Metric, Study, Trial, TrialState
 from seqdb.errors import NotFoundError, TrainingError
 from seqdb.results.best import BestTrial, best_trial, find_study, write_json_atomic
 from seqdb.results.onnx_export import ExportedModel, export_pair, sha256_file
@@ -75,23 +76,28 @@ def ensure_final_trial(engine: Engine, project, best: BestTrial, cfg: TrialConfi
 
     study = ensure_study(engine, project, best.experiment, best.budget, best.horizon, kind="final")
     digest = cfg.config_hash()
+    try:
+        return study.study_id, _insert_final_trial(engine, study.study_id, best, cfg, digest)
+    except IntegrityError:  # a concurrent `seqdb train` inserted the same trial first: use it
+        return study.study_id, _insert_final_trial(engine, study.study_id, best, cfg, digest)
+
+
+def _insert_final_trial(engine: Engine, study_id: int, best: BestTrial, cfg: TrialConfig, digest: str) -> int:
     with session_scope(engine) as s:
-        _never_prune(s, study.study_id)
+        _never_prune(s, study_id)
         # -- one trial per distinct final config; re-running `seqdb train` finds it again
-        existing = s.execute(
-            sa.select(Trial.trial_id).where(Trial.study_id == study.study_id, Trial.config_hash == digest)
-        ).scalar_one_or_none()
+        existing = s.execute(sa.select(Trial.trial_id).where(Trial.study_id == study_id, Trial.config_hash == digest)).scalar_one_or_none()
         if existing is not None:
-            return study.study_id, existing
-        number = s.execute(sa.select(sa.func.coalesce(sa.func.max(Trial.number) + 1, 0)).where(Trial.study_id == study.study_id)).scalar_one()
+            return int(existing)
+        number = s.execute(sa.select(sa.func.coalesce(sa.func.max(Trial.number) + 1, 0)).where(Trial.study_id == study_id)).scalar_one()
         trial = Trial(
-            study_id=study.study_id, number=int(number), config_hash=digest, config=cfg.model_dump(mode="json"),
+            study_id=study_id, number=int(number), config_hash=digest, config=cfg.model_dump(mode="json"),
             params={**best.params, "source_trial_id": best.trial_id}, label=cfg.label,
             architecture_id=best.architecture.get("architecture_id"), param_count=best.architecture.get("param_count"),
         )
         s.add(trial)
         s.flush()
-        return study.study_id, int(trial.trial_id)
+        return int(trial.trial_id)
 
 
 def _never_prune(s, study_id: int) -> None:  # noqa: ANN001 - a Session
@@ -111,6 +117,13 @@ def trial_state(engine: Engine, trial_id: int) -> Trial:
         trial = s.get(Trial, trial_id)
         s.expunge(trial)
         return trial
+
+
+def open_trials(engine: Engine, study_id: int) -> int:
+    with session_scope(engine, write=False) as s:
+        return int(s.execute(
+            sa.select(sa.func.count()).select_from(Trial).where(Trial.study_id == study_id, Trial.state.not_in(FINISHED_STATES))
+        ).scalar_one())  # fmt: skip
 
 
 def run_final_trial(project, study_id: int, device: str, say: Say) -> None:  # noqa: ANN001
@@ -304,8 +317,11 @@ def final_training(
     trained = trial.state != TrialState.completed.value
     if trained:
         say(f"final training of trial {best.trial_id}'s configuration for up to {cfg.training.max_epochs} epochs (final trial {trial_id})")
-        run_final_trial(project, study_id, device, say)
-        trial = trial_state(engine, trial_id)
+        for _ in range(open_trials(engine, study_id)):  # an older unfinished final config may be claimed first
+            run_final_trial(project, study_id, device, say)
+            trial = trial_state(engine, trial_id)
+            if trial.state in FINISHED_STATES:
+                break
     if trial.state != TrialState.completed.value:
         raise TrainingError(f"final trial {trial_id} ended {trial.state}: {trial.error or 'no reason recorded'}")
     ckpt = best_checkpoint(engine, trial_id)

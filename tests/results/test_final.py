@@ -17,7 +17,8 @@ from seqdb.db.models import Artifact, Metric, Study, Trial
 from seqdb.errors import NotFoundError
 from seqdb.experiment.registry import register_experiment
 from seqdb.project import init_project
-from seqdb.results.final import final_training, load_report
+from seqdb.results.best import best_trial
+from seqdb.results.final import ensure_final_trial, final_config, final_training, load_report
 from seqdb.results.onnx_export import sha256_file
 from seqdb.search.optuna_view import study_spec
 from seqdb.search.study import ensure_study
@@ -76,9 +77,12 @@ def test_final_training_report_export_and_infer(db_url, tmp_path):
     project, engine = toy_project(tmp_path / "proj", db_url)
     with pytest.raises(NotFoundError, match="no test report"):
         load_report(engine, "12k", 1)
+    # an older final configuration left unfinished: the worker may claim it first
+    older = ensure_final_trial(engine, project, best_trial(engine, "12k", 1), final_config(best_trial(engine, "12k", 1), 2))[1]
     said: list[str] = []
     result = final_training(engine, project, "12k", 1, resamples=100, say=said.append)
     assert result.trained and any("final training" in line for line in said)
+    assert result.trial_id != older
     with session_scope(engine, write=False) as s:
         final = s.get(Study, result.study_id)
         trial = s.get(Trial, result.trial_id)
@@ -86,6 +90,7 @@ def test_final_training_report_export_and_infer(db_url, tmp_path):
         assert final.pruner == "none" and study_spec(final).pruner.name == "none"  # the search's median pruner never cuts a final run
         assert trial.state == "completed" and trial.config["training"]["max_epochs"] == 1
         assert trial.params["source_trial_id"] != trial.trial_id
+        assert s.get(Trial, older).state == "completed"  # claimed first, then ours
         names = set(s.execute(sa.select(Metric.name).where(Metric.trial_id == trial.trial_id)).scalars())
         arts = {a.kind: a for a in s.execute(sa.select(Artifact).where(Artifact.trial_id == trial.trial_id)).scalars()}
     assert {"train_loss", "val_loss", "test_loss"} <= names  # recorded by the runner's reporter, then the test split
