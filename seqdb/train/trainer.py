@@ -287,6 +287,7 @@ class _Run:
         self.best_val, self.best_step, self.bad_evals, self.best_metrics = math.inf, None, 0, {}
         self.last_ckpt_step, self.latest_path = None, None
         self.tokens, self.train_time, self.tokens_at_start = 0, 0.0, 0
+        self._order: Optional[tuple[int, np.ndarray]] = None  # (epoch, permutation) cache
 
     def _init_schedule(self, n_windows: int) -> None:
         eff, world = self.tc.effective_batch_size, self.dist.world
@@ -302,10 +303,11 @@ class _Run:
     # -- data order ------------------------------------------------------------------
     def step_indices(self) -> np.ndarray:
         """Windows of the next optimizer step: a slice of this epoch's seeded permutation."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(len(self.train_set), generator=g).numpy()
+        if self._order is None or self._order[0] != self.epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._order = (self.epoch, torch.randperm(len(self.train_set), generator=g).numpy())
         eff = self.tc.effective_batch_size
-        return order[self.pos * eff : (self.pos + 1) * eff]
+        return self._order[1][self.pos * eff : (self.pos + 1) * eff]
 
     # -- one optimizer step, with out-of-memory retries ----------------------------
     def train_step(self) -> dict[str, float]:
