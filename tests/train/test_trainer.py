@@ -134,3 +134,21 @@ def test_learning_rate_schedules():
     assert lr_factor(100, 4, 100, "cosine", 0.1) == pytest.approx(0.1)
     assert lr_factor(52, 4, 100, "linear", 0.0) == pytest.approx(0.5)
     assert lr_factor(90, 0, 100, "constant", 0.1) == 1.0
+
+
+def test_bf16_autocast_runs_and_stays_close_to_fp32(tmp_path):
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        rep = MemoryReporter()
+        res = train(config(precision=precision, max_steps=3), TRAIN, VAL, rep, checkpoint_dir=tmp_path / precision)
+        assert res.status == "completed"
+        losses[precision] = [v for _s, v in rep.series("train_loss")]
+    np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=0.05)
+
+
+def test_outside_torchrun_there_is_no_process_group(monkeypatch):
+    from seqdb.train.distributed import DistContext, init_from_torchrun
+
+    monkeypatch.delenv("RANK", raising=False)
+    ctx, device = init_from_torchrun()
+    assert ctx == DistContext() and not ctx.active and device in ("cpu", "cuda")
