@@ -27,8 +27,12 @@ def device_for(device: str, index: int) -> str:
 
 
 def _child(settings: WorkerSettings, queue) -> None:  # noqa: ANN001
-    summary = run_worker(settings)
-    queue.put(summary)
+    from seqdb.errors import SeqdbError
+
+    try:
+        queue.put(run_worker(settings))
+    except SeqdbError as exc:  # a setup problem: one line to the parent, which fails the command
+        queue.put(exc)
 
 
 def run_pool(settings: WorkerSettings, workers: int) -> list[WorkerSummary]:
@@ -61,6 +65,9 @@ def run_pool(settings: WorkerSettings, workers: int) -> list[WorkerSummary]:
             summaries.append(_get(results, procs))
         for p in procs:
             p.join()
+        errors = [s for s in summaries if isinstance(s, BaseException)]
+        if errors:
+            raise errors[0]
         return [s for s in summaries if s is not None]
     finally:
         for s, h in old.items():

@@ -201,6 +201,7 @@ class WorkerLoop:
             for trial_id, state in with_retry(lambda: q.reap_expired(self.engine), what="reap"):
                 self.events.write(kind="reap", trial=trial_id, state=state)
                 self.progress.say(f"trial {trial_id}: lease expired, now {state}")
+            with_retry(lambda: q.mark_dead_workers(self.engine, silent_for_s=max(3 * self.s.lease_s, 30.0)), what="mark dead workers")
         tries = {"n": 0}
 
         def claim() -> Optional[q.Lease]:
