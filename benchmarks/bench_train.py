@@ -1,6 +1,7 @@
 """Training throughput: seqdb's trainer vs `sequifier train` vs a minimal plain-PyTorch loop.
 
     .venv/bin/python benchmarks/bench_train.py [--steps 12] [--repeat 2] [--threads 1]
+    .venv/bin/python benchmarks/bench_train.py --gpu [--steps 20]   # ~20M model, bf16, CUDA
 
 Same architecture (d_model 128, 4 layers, 4 heads, d_ff 512, gelu with feed-forward biases,
 layer_norm, pre-norm, learned positions; exactly sequifier's parameter count), same data
@@ -82,7 +83,7 @@ def window_set(tokens: np.ndarray, n_windows: int) -> WindowSet:
     )
 
 
-def trial_config(steps: int) -> TrialConfig:
+def trial_config(steps: int, precision: str = "fp32") -> TrialConfig:
     spec = DataSpec(
         context_length=CTX,
         inputs=[InputColumn(name="tok", kind="categorical", vocab_size=VOCAB)],
@@ -91,7 +92,7 @@ def trial_config(steps: int) -> TrialConfig:
     model = ModelConfig(d_model=D, n_layers=LAYERS, n_head=HEADS, d_ff=DFF, activation="gelu", norm="layer_norm", mlp_bias=True)
     training = TrainingConfig(
         learning_rate=3e-4, max_epochs=1, max_steps=steps, effective_batch_size=BATCH, batch_size=BATCH,
-        eval_every_steps=10**6, max_eval_batches=1, scheduler="constant", precision="fp32",
+        eval_every_steps=10**6, max_eval_batches=1, scheduler="constant", precision=precision,
     )
     return TrialConfig(experiment="bench", budget="800k", horizon=1, data=spec, model=model, training=training)
 
@@ -114,9 +115,9 @@ def rates(tokens: int, start: tuple[float, float], end: tuple[float, float]) -> 
     return tokens / (end[0] - start[0]), tokens / (end[1] - start[1])
 
 
-def run_seqdb(ws: WindowSet, steps: int, work: Path) -> tuple[float, float]:
+def run_seqdb(ws: WindowSet, steps: int, work: Path, device: str = "cpu", precision: str = "fp32") -> tuple[float, float]:
     rep = TimingReporter()
-    res = train(trial_config(steps), ws, ws, rep, checkpoint_dir=work / "seqdb-ckpt")
+    res = train(trial_config(steps, precision), ws, ws, rep, checkpoint_dir=work / "seqdb-ckpt", device=device)
     assert res.status == "completed", res
     return rates((steps - 2) * BATCH * CTX, rep.times[0], rep.times[steps - 2])  # steps 2 .. N-1
 
@@ -153,20 +154,24 @@ class PlainGPT(nn.Module):
         return self.head(self.ln(x))
 
 
-def run_plain(ws: WindowSet, steps: int) -> tuple[tuple[float, float], int]:
+def run_plain(ws: WindowSet, steps: int, device: str = "cpu", precision: str = "fp32") -> tuple[tuple[float, float], int]:
     torch.manual_seed(0)
-    model = PlainGPT()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    model = PlainGPT().to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=device.startswith("cuda"))
     rows = ws.window_rows(np.arange(len(ws)))
-    x, y = torch.from_numpy(ws.cat[rows][..., 0]), torch.from_numpy(ws.targets["tok"][rows])
+    x, y = torch.from_numpy(ws.cat[rows][..., 0]).to(device), torch.from_numpy(ws.targets["tok"][rows]).to(device)
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16")
     times = []
     for s in range(steps):
         sl = slice((s * BATCH) % len(ws), (s * BATCH) % len(ws) + BATCH)
-        loss = F.cross_entropy(model(x[sl]).reshape(-1, N_CLASSES), y[sl].reshape(-1), ignore_index=-1)
+        with autocast:
+            logits = model(x[sl])
+        loss = F.cross_entropy(logits.float().reshape(-1, N_CLASSES), y[sl].reshape(-1), ignore_index=-1)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        loss.item()  # wait for the device
         times.append((time.perf_counter(), time.process_time()))
     return rates((steps - 1) * BATCH * CTX, times[0], times[-1]), sum(p.numel() for p in model.parameters())
 
@@ -307,13 +312,52 @@ def flops_per_token() -> float:
     return 6 * matmul + 12 * LAYERS * D * CTX
 
 
+def cuda_peak(n: int = 8192, reps: int = 10) -> float:
+    """bf16 FLOP/s of a large torch.mm on the GPU (best of reps)."""
+    a, b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16), torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    torch.mm(a, b)
+    torch.cuda.synchronize()
+    best = math.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def gpu_main(args) -> None:
+    """--gpu: a ~20M-parameter model (d 512, 6 layers, 8 heads, d_ff 2048, context 256) in
+    bf16 on CUDA, seqdb vs the plain loop, MFU against the measured bf16 matmul peak."""
+    global D, LAYERS, HEADS, DFF, CTX
+    D, LAYERS, HEADS, DFF, CTX = 512, 6, 8, 2048, 256
+    ws = window_set(make_tokens(64, 8 * args.steps * (CTX + 1)), args.steps * BATCH)
+    cfg = trial_config(args.steps, "bf16")
+    n = param_count(cfg.model, cfg.data).total
+    peak = cuda_peak()
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="bench-train-gpu-") as tmp:
+        for r in range(args.repeat):
+            rows.setdefault("seqdb", []).append(run_seqdb(ws, args.steps, Path(tmp) / f"r{r}", "cuda", "bf16")[0])
+            rows.setdefault("plain PyTorch (SDPA)", []).append(run_plain(ws, args.steps, "cuda", "bf16")[0][0])
+    print(f"{torch.cuda.get_device_name()}, bf16 autocast; {n:,} parameters, context {CTX}, batch {BATCH}, {args.steps} steps x {args.repeat} runs (best)")
+    print(f"bf16 torch.mm peak: {peak / 1e12:.1f} TFLOP/s; training FLOPs/token: {flops_per_token() / 1e6:.1f} M")
+    plain = max(rows["plain PyTorch (SDPA)"])
+    for name, runs in rows.items():
+        tps = max(runs)
+        print(f"{name:<22}{tps:>12,.0f} tok/s{tps * flops_per_token() / peak:>8.1%} MFU{tps / plain:>8.2f}x plain")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=12, help="optimizer steps per run (batch 64 x context 64)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--gpu", action="store_true", help="the ~20M bf16 CUDA comparison (seqdb vs plain) instead")
     args = ap.parse_args()
+    if args.gpu:
+        return gpu_main(args)
     torch.set_num_threads(args.threads)
     tokens = make_tokens(60, 21 * (CTX + 1))
     ws = window_set(tokens, args.steps * BATCH)
