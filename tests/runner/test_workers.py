@@ -29,6 +29,7 @@ from tests.runner.harness import (
 )
 
 SOAK_S = float(os.environ.get("SEQDB_SOAK_S", "15"))
+STOP_STEPS = 3000  # 30 s at 10 ms a step: the stop always lands mid-trial, even on a busy machine
 
 
 def _wait_drained(procs, timeout: float) -> None:
@@ -118,7 +119,7 @@ def _assert_resumed_from_checkpoints(engine, claims) -> None:
 def _stopped_then_resumed(engine, db_url, tmp_path, stop_how) -> None:
     sid = create_synthetic_study(engine, 1)
     events = tmp_path / "events.jsonl"
-    proc = spawn_synthetic(db_url, [sid], tmp_path, label="a", lease=3.0, steps=400, step_s=0.01, checkpoint_every=50, events=events)
+    proc = spawn_synthetic(db_url, [sid], tmp_path, label="a", lease=3.0, steps=STOP_STEPS, step_s=0.01, checkpoint_every=50, events=events)
     try:
         wait_for_event(events, "claim", timeout=60)
         time.sleep(1.0)
@@ -127,16 +128,16 @@ def _stopped_then_resumed(engine, db_url, tmp_path, stop_how) -> None:
     finally:
         stop_all([proc], signal.SIGKILL)
     (row,) = trial_rows(engine, [sid])
-    assert row.state == "stopped" and 0 < row.step < 400 and row.attempt == 0
+    assert row.state == "stopped" and 0 < row.step < STOP_STEPS and row.attempt == 0
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT MAX(step) FROM checkpoint")).scalar_one() == row.step  # checkpointed at the stop
         assert c.execute(sa.text("SELECT state FROM worker")).scalar_one() == "stopped"
-    second = spawn_synthetic(db_url, [sid], tmp_path, label="b", lease=3.0, steps=400, checkpoint_every=50, events=events)
+    second = spawn_synthetic(db_url, [sid], tmp_path, label="b", lease=3.0, steps=STOP_STEPS, checkpoint_every=50, events=events)
     _wait_drained([second], 60)
     (done,) = trial_rows(engine, [sid])
-    assert done.state == "completed" and done.step == 400
+    assert done.state == "completed" and done.step == STOP_STEPS
     assert [ev["resume_step"] for ev in read_events(events) if ev["kind"] == "claim"] == [0, row.step]
-    assert_metrics_complete(engine, [sid], steps=400)
+    assert_metrics_complete(engine, [sid], steps=STOP_STEPS)
 
 
 def test_graceful_stop_by_signal_checkpoints_and_resumes(engine, db_url, tmp_path):
