@@ -74,13 +74,16 @@ def free_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def probe_cuda_batch(step_fn, config: BatchConfig, local_effective: int, device: str, fraction: float = 0.85) -> BatchConfig:
+def probe_cuda_batch(
+    step_fn, config: BatchConfig, local_effective: int, device: str, reserve_bytes: int = 0, fraction: float = 0.85
+) -> BatchConfig:
     """On CUDA: run one forward/backward at the tier batch, measure peak memory, and grow the
-    batch (doubling, up to the local effective batch) while the predicted peak stays under
-    `fraction` of the device memory; shrink on out-of-memory. `step_fn(batch_size)` runs one
-    micro-batch forward + backward and leaves no gradients behind."""
+    batch (doubling, up to the local effective batch) while the predicted peak plus
+    `reserve_bytes` (optimizer state not yet allocated) stays under `fraction` of the device
+    memory; halve on out-of-memory and never grow back to a size that failed.
+    `step_fn(batch_size)` runs one micro-batch forward + backward and leaves no gradients."""
     total = torch.cuda.get_device_properties(torch.device(device)).total_memory
-    batch = config.batch_size
+    batch, ceiling = config.batch_size, local_effective + 1
     while True:
         free_memory(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -91,10 +94,11 @@ def probe_cuda_batch(step_fn, config: BatchConfig, local_effective: int, device:
             if not is_oom(exc) or batch == 1:
                 raise
             free_memory(device)
-            batch //= 2
+            batch, ceiling = batch // 2, batch
             continue
         per_window = max(1, torch.cuda.max_memory_allocated(device) - base) / batch
-        if batch * 2 > local_effective or base + per_window * batch * 2 > fraction * total:
+        predicted = base + reserve_bytes + per_window * batch * 2
+        if batch * 2 > local_effective or batch * 2 >= ceiling or predicted > fraction * total:
             break
         batch *= 2
     free_memory(device)

@@ -452,7 +452,8 @@ class _Run:
             finally:
                 self.optimizer.zero_grad(set_to_none=True)
 
-        self.batch = probe_cuda_batch(step_fn, self.batch, self.local_effective, self.device)
+        adam_state = 2 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.batch = probe_cuda_batch(step_fn, self.batch, self.local_effective, self.device, reserve_bytes=adam_state)
         torch.set_rng_state(rng)
 
     # -- the loop --------------------------------------------------------------------
