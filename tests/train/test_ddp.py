@@ -56,3 +56,22 @@ def test_two_gloo_processes_match_one(tmp_path):
             assert b == pytest.approx(a, rel=1e-5)
     assert rank0["batch"] == {"batch_size": 8, "accumulation": 2, "effective_batch_size": 32, "oom_retries": 0}
     assert rank0["ckpts"] > 0 and rank1["ckpts"] == 0 and rank1["train"] == []  # rank 0 reports and saves
+
+
+@pytest.mark.timeout(180)
+def test_under_torchrun(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(root / "tests" / "train" / "torchrun_worker.py"), str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    single = _run(tmp_path / "single")
+    rank0 = json.loads((tmp_path / "torchrun0.json").read_text())
+    assert rank0["world"] == 2 and rank0["device"] == "cpu" and rank0["status"] == "completed"
+    for (_s, a), (_t, b) in zip(single["val"], rank0["val"], strict=True):
+        assert b == pytest.approx(a, rel=1e-5)
