@@ -8,7 +8,8 @@ Default grid (any axis can be replaced through `grid`, or fixed through `base`):
 - d_model: multiples of 32 up to 512, of 64 up to 2048, of 128 up to 4096, of 256 up to 8192;
 - n_layers: 1..48;
 - n_head: one per d_model, head dim 128 (d_model >= 2048), 64 (>= 256), 32 (>= 64), else 16
-  (the largest of these that divides d_model);
+  (the first of these that divides d_model; for gqa, preferring one whose head count
+  n_kv_heads divides);
 - d_ff: 2x, 3x, 4x d_model for gelu/relu; 2x, 8/3x, 4x for swiglu (rounded up to 32).
 
 So that a study stays small and covers a spread of shapes, candidates are grouped by
@@ -51,11 +52,12 @@ def default_d_models() -> list[int]:
     return [d for step, lo, hi in steps for d in range(lo, hi + 1, step)]
 
 
-def default_n_head(d_model: int) -> int:
-    for min_d, head_dim in ((2048, 128), (256, 64), (64, 32), (0, 16)):
-        if d_model >= min_d and d_model % head_dim == 0:
-            return d_model // head_dim
-    return 1
+def default_n_head(d_model: int, kv_heads: Optional[int] = None) -> int:
+    """Head dim 128 (d >= 2048), 64 (>= 256), 32 (>= 64), else 16: the first that divides
+    d_model and, for gqa, gives a head count that `kv_heads` divides (else the first)."""
+    fits = [d_model // hd for min_d, hd in ((2048, 128), (256, 64), (64, 32), (0, 16)) if d_model >= min_d and d_model % hd == 0]
+    grouped = [h for h in fits if kv_heads and h % kv_heads == 0]
+    return (grouped or fits or [1])[0]
 
 
 def default_d_ffs(d_model: int, activation: str) -> list[int]:
@@ -73,7 +75,8 @@ def _axis_values(name: str, d_model: int, base: dict, grid: dict) -> list:
     if name == "n_layers":
         return list(range(1, 49))
     if name == "n_head":
-        return [default_n_head(d_model)]
+        kv = base.get("n_kv_heads") if base.get("attention") == "gqa" else None
+        return [default_n_head(d_model, kv)]
     if name == "d_ff":
         return default_d_ffs(d_model, base.get("activation", "swiglu"))
     return [None]  # n_kv_heads: not set

@@ -67,3 +67,12 @@ def test_bad_keys_are_config_errors():
         enumerate_architectures(10**6, 0.25, SPEC, {}, {"width": [1]})
     with pytest.raises(ConfigError, match="unknown architecture option 'colour'"):
         enumerate_architectures(10**6, 0.25, SPEC, {"colour": "red"})
+
+
+def test_gqa_prefers_head_counts_the_kv_heads_divide():
+    cands = enumerate_architectures(2_000_000, 0.25, SPEC, {"attention": "gqa", "n_kv_heads": 4})
+    for c in cands:
+        d = c.model.d_model
+        possible = any(d % hd == 0 and (d // hd) % 4 == 0 for hd in (16, 32, 64, 128))
+        assert (c.model.kv_heads == 4) == possible  # else the documented fallback to mha
+    assert sum(c.model.kv_heads == 4 for c in cands) >= len(cands) // 2
