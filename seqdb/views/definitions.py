@@ -62,14 +62,12 @@ def _batch(*keys: str) -> str:
     return "TRY_CAST(COALESCE(" + ", ".join(f"json_extract_string(t.batch_config, '$.{k}')" for k in keys) + ") AS BIGINT)"
 
 
-TRIALS = View(
-    "trials",
-    "One row per trial: study keys, state, losses, exact parameter count, timing, and the "
-    "standalone config flattened into columns (model, training, data, batch).",
-    f"""
-SELECT t.trial_id, t.study_id, s.name AS study, e.name AS experiment, b.label AS budget,
+def trials_select(param_count: str) -> str:
+    """The select list of `trials` over trial rows `t` joined to study `s`, experiment `e`, budget `b`."""
+    return f"""
+t.trial_id, t.study_id, s.name AS study, e.name AS experiment, b.label AS budget,
        b.n_params AS budget_params, s.horizon, s.kind AS study_kind, s.strategy, t.number, t.state,
-       t.label, t.attempt, COALESCE(t.param_count, a.param_count) AS param_count, t.architecture_id,
+       t.label, t.attempt, {param_count} AS param_count, t.architecture_id,
        t.best_val_loss, t.best_step, t."values" AS objective_values, t.step, t.epochs_done,
        t.created_at, t.started_at, t.finished_at,
        epoch(COALESCE(t.finished_at, t.heartbeat_at)) - epoch(t.started_at) AS duration_s,
@@ -89,7 +87,15 @@ SELECT t.trial_id, t.study_id, s.name AS study, e.name AS experiment, b.label AS
        COALESCE({_batch('effective_batch_size', 'effective')}, {_cfg('training.effective_batch_size', 'BIGINT')}) AS effective_batch_size,
        COALESCE({_batch('batch_size', 'physical_batch_size', 'physical')}, {_cfg('training.batch_size', 'BIGINT')}) AS batch_size,
        {_batch('accumulation', 'accumulation_steps', 'grad_accumulation')} AS accumulation,
-       t.config, t.params, t.batch_config, t.error
+       t.config, t.params, t.batch_config, t.error"""
+
+
+TRIALS = View(
+    "trials",
+    "One row per trial: study keys, state, losses, exact parameter count, timing, and the "
+    "standalone config flattened into columns (model, training, data, batch).",
+    f"""
+SELECT {trials_select('COALESCE(t.param_count, a.param_count)')}
 FROM tables.trial t
 JOIN tables.study s ON s.study_id = t.study_id
 JOIN tables.experiment e ON e.experiment_id = s.experiment_id
@@ -150,36 +156,74 @@ FROM base
 # ------------------------------------------------------------------------------------------
 # scaling_points / best_trials: the best completed search trial per (experiment, budget, horizon)
 # ------------------------------------------------------------------------------------------
+# The per-study aggregation runs INSIDE the database (one fixed, seqdb-authored statement sent
+# through the read-only attachment with sqlite_query / postgres_query; user SQL cannot call those
+# functions, see guard.py). DuckDB's sqlite scanner does not push filters or aggregates down, and
+# pulling every trial row through a scanner grows with the trial count; here the database scans
+# its own trial table (SQLite: along ix_trial_study_state) and hands back one row per search study:
+# the tuning effort, and every column of the best completed trial.
+_EFFORT_COLS = ("n_finished", "n_completed", "epochs_total", "epochs_mean", "steps_total", "resolved_param_count")
+
+
+def _trial_columns() -> list[sa.Column]:
+    return list(SQLModel.metadata.tables["trial"].columns)
+
+
+def best_search_inner_sql(backend: str) -> str:
+    """The statement the database runs: one row per search study with a completed, scored trial."""
+    finished = "state IN ('completed', 'pruned', 'failed')"
+    search = "JOIN study s ON s.study_id = per.study_id AND s.kind = 'search'"  # after grouping: 1 row per study
+    if backend == "sqlite":
+        # bare columns next to exactly one min(): SQLite takes trial_id from the row holding the min.
+        # Doubles travel as printf('%!.17g') text (sqlite_query hands back text): an exact round trip.
+        exact = "CASE WHEN t.\"{0}\" IS NOT NULL THEN printf('%!.17g', t.\"{0}\") END AS \"{0}\""
+        cols = ", ".join(exact.format(c.name) if isinstance(c.type, sa.Float) else f't."{c.name}"' for c in _trial_columns())
+        return f"""
+WITH per AS (
+  SELECT study_id, count(*) AS n_finished, sum(state = 'completed') AS n_completed,
+         sum(epochs_done) AS epochs_total, printf('%!.17g', avg(epochs_done)) AS epochs_mean, sum(step) AS steps_total,
+         min(CASE WHEN state = 'completed' THEN best_val_loss END) AS min_loss, trial_id AS best_id
+  FROM trial WHERE {finished} GROUP BY study_id)
+SELECT per.n_finished, per.n_completed, per.epochs_total, per.epochs_mean, per.steps_total,
+       COALESCE(t.param_count, a.param_count) AS resolved_param_count, {cols}
+FROM per {search} JOIN trial t ON t.trial_id = per.best_id LEFT JOIN architecture a ON a.architecture_id = t.architecture_id
+WHERE per.min_loss IS NOT NULL"""
+    # Postgres: min over ARRAY[loss, id] is the (loss, then id) arg-min; ids < 2^53 are exact as float8.
+    cols = ", ".join(f't."{c.name}"' for c in _trial_columns())
+    return f"""
+WITH per AS (
+  SELECT study_id, count(*) AS n_finished, count(*) FILTER (WHERE state = 'completed') AS n_completed,
+         sum(epochs_done) AS epochs_total, avg(epochs_done)::float8 AS epochs_mean, sum(step) AS steps_total,
+         min(ARRAY[best_val_loss, trial_id::float8]) FILTER (WHERE state = 'completed' AND best_val_loss IS NOT NULL) AS best
+  FROM trial WHERE {finished} GROUP BY study_id)
+SELECT per.n_finished, per.n_completed, per.epochs_total, per.epochs_mean, per.steps_total,
+       COALESCE(t.param_count, a.param_count) AS resolved_param_count, {cols}
+FROM per {search} JOIN trial t ON t.trial_id = (per.best)[2]::bigint
+LEFT JOIN architecture a ON a.architecture_id = t.architecture_id"""
+
+
+def best_search_view_sql(backend: str) -> str:
+    """`seqdb_internal.best_search`: the inner statement's rows with the types of `tables.trial`."""
+    func = "sqlite_query" if backend == "sqlite" else "postgres_query"
+    inner = best_search_inner_sql(backend).replace("'", "''")
+    casts = [f'CAST("{c}" AS {"DOUBLE" if c == "epochs_mean" else "BIGINT"}) AS "{c}"' for c in _EFFORT_COLS]
+    casts += [f'CAST("{c.name}" AS {_duck_type(c)}) AS "{c.name}"' for c in _trial_columns()]
+    return f"CREATE VIEW seqdb_internal.best_search AS SELECT {', '.join(casts)} FROM {func}('db', '{inner}')"
+
+
 SCALING_POINTS = View(
     "scaling_points",
     "One row per (experiment, horizon, budget) with a completed search trial: the exact "
     "parameter count N and best validation loss L of the best trial, and the tuning effort "
     "spent on that budget (finished trials, epochs, steps) so an unfair comparison shows.",
     """
-WITH fin AS (
-  SELECT s.experiment_id, s.budget_id, s.horizon, t.trial_id, t.state, t.best_val_loss,
-         t.epochs_done, t.step
-  FROM tables.trial t JOIN tables.study s ON s.study_id = t.study_id
-  WHERE s.kind = 'search' AND t.state IN ('completed', 'pruned', 'failed')),
-effort AS (
-  SELECT experiment_id, budget_id, horizon, count(*) AS n_finished,
-         count(*) FILTER (WHERE state = 'completed') AS n_completed,
-         sum(epochs_done) AS epochs_total, avg(epochs_done) AS epochs_mean, sum(step) AS steps_total
-  FROM fin GROUP BY experiment_id, budget_id, horizon),
-best AS (
-  SELECT experiment_id, budget_id, horizon, min(best_val_loss) AS best_val_loss,
-         arg_min(trial_id, best_val_loss) AS trial_id
-  FROM fin WHERE state = 'completed' AND best_val_loss IS NOT NULL
-  GROUP BY experiment_id, budget_id, horizon)
-SELECT e.name AS experiment, best.horizon, b.label AS budget, b.n_params AS budget_params,
-       COALESCE(t.param_count, a.param_count) AS param_count, best.best_val_loss, best.trial_id,
-       ef.n_finished, ef.n_completed, ef.epochs_total, ef.epochs_mean, ef.steps_total
-FROM best
-JOIN effort ef USING (experiment_id, budget_id, horizon)
-JOIN tables.experiment e ON e.experiment_id = best.experiment_id
-JOIN tables.budget b ON b.budget_id = best.budget_id
-JOIN tables.trial t ON t.trial_id = best.trial_id
-LEFT JOIN tables.architecture a ON a.architecture_id = t.architecture_id
+SELECT e.name AS experiment, s.horizon, b.label AS budget, b.n_params AS budget_params,
+       t.resolved_param_count AS param_count, t.best_val_loss, t.trial_id,
+       t.n_finished, t.n_completed, t.epochs_total, t.epochs_mean, t.steps_total
+FROM seqdb_internal.best_search t
+JOIN tables.study s ON s.study_id = t.study_id
+JOIN tables.experiment e ON e.experiment_id = s.experiment_id
+JOIN tables.budget b ON b.budget_id = s.budget_id
 """,
 )
 
@@ -188,9 +232,13 @@ BEST_TRIALS = View(
     "The best completed search trial per (experiment, budget, horizon) with its exact "
     "parameter count, architecture, training parameters and batch configuration "
     "(all columns of `trials`, plus the effort columns of `scaling_points`).",
-    """
-SELECT tr.*, sp.n_finished, sp.n_completed, sp.epochs_total, sp.epochs_mean, sp.steps_total
-FROM scaling_points sp JOIN trials tr ON tr.trial_id = sp.trial_id
+    f"""
+SELECT {trials_select('t.resolved_param_count')},
+       t.n_finished, t.n_completed, t.epochs_total, t.epochs_mean, t.steps_total
+FROM seqdb_internal.best_search t
+JOIN tables.study s ON s.study_id = t.study_id
+JOIN tables.experiment e ON e.experiment_id = s.experiment_id
+JOIN tables.budget b ON b.budget_id = s.budget_id
 """,
 )
 
@@ -332,6 +380,8 @@ def create_views(con: duckdb.DuckDBPyConnection, backend: str) -> None:
     con.execute("CREATE SCHEMA tables")
     for table in TABLES:
         con.execute(table_view_sql(table, backend))
+    con.execute("CREATE SCHEMA seqdb_internal")
+    con.execute(best_search_view_sql(backend))
     for view in VIEWS:
         con.execute(f"CREATE VIEW {view.name} AS {view.sql}")
     con.execute(learning_curve_macro_sql(backend))
