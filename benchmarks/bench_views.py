@@ -1,4 +1,4 @@
-"""Benchmark: DuckDB views over a big seqdb database vs the same questions through Optuna's API.
+"""Benchmark: DuckDB views over a big seqdb database vs the same questions through Optuna's and MLflow's APIs.
 
 Builds a synthetic seqdb database (default 100,000 trials, 100 metric rows each = 10,000,000
 metric rows) on SQLite and/or Postgres with bulk inserts (executemany on SQLite, COPY on
@@ -8,10 +8,16 @@ Postgres), then times, through `seqdb.views`:
   trials    - the dashboard's Trials page query (filtered, ordered, LIMIT 2000)
 and the same answers through Optuna (in-memory storage holding the same trials and the
 metric rows as intermediate values): best trial per study, one trial's intermediate values,
-trials_dataframe() of one study.
+trials_dataframe() of one study; and through MLflow (its SQLite tracking store holding the same
+runs, params and metric rows, bulk-loaded by cloning a run logged through MLflow's client):
+search_runs() best run per (budget, horizon), get_metric_history() of one run, search_runs()
+of one (budget, horizon) ordered by loss, 2000 rows. After the plain run, the index proposed for
+the scaling view (PROPOSED_INDEX; not in seqdb's migrations yet) is created and the scaling
+view is timed again.
 
     python benchmarks/bench_views.py                       # full size, both backends
     python benchmarks/bench_views.py --trials 20000 --points 50 --backends sqlite
+    python benchmarks/bench_views.py --mlflow-points 10      # MLflow with 1,000,000 metric rows
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from rich.table import Table
 from seqdb.db.engine import create_engine_for
 from seqdb.db.migrate import upgrade
 
-console = Console()
+console = Console(width=150)
 BUDGETS = [("500k", 500_000), ("2M", 2_000_000), ("20M", 20_000_000), ("200M", 200_000_000)]
 HORIZONS = [1, 3, 5]
 TRIALS_QUERY = ("SELECT trial_id, budget, horizon, number, state, param_count, best_val_loss, d_model, n_layers, learning_rate "
@@ -74,6 +80,8 @@ def _rows(n_trials: int, points: int, seed: int = 0):
         yield "trial", TRIAL_COLS, trials
         yield "metric", METRIC_COLS, metrics
 
+
+PROPOSED_INDEX = "CREATE INDEX ix_trial_scaling ON trial (study_id, state, best_val_loss, epochs_done, step)"
 
 TRIAL_COLS = ["trial_id", "study_id", "number", "config_hash", "param_count", "config", "params", "state", "attempt",
               "max_attempts", "created_at", "best_val_loss", "values", "step", "epochs_done", "started_at", "finished_at"]
@@ -125,11 +133,26 @@ def bench_views(url: str, n_trials: int) -> dict:
 
     with connect(url) as vc:
         tid = n_trials // 2
-        return {
+        out = {
             "scaling": timeit(lambda: sql(vc, "SELECT * FROM scaling_points")),
             "curve": timeit(lambda: sql(vc, "SELECT * FROM learning_curve(?)", [tid])),
             "trials": timeit(lambda: sql(vc, TRIALS_QUERY), repeat=3),
         }
+    eng = create_engine_for(url)  # the proposed covering index, then the scaling view again
+    with eng.begin() as conn:
+        conn.exec_driver_sql(PROPOSED_INDEX)
+        conn.exec_driver_sql("ANALYZE" if url.startswith("sqlite") else "ANALYZE trial")
+    eng.dispose()
+    if not url.startswith("sqlite"):  # index-only scans need the visibility map: VACUUM outside a transaction
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+        with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, dbname=u.database, autocommit=True) as c:
+            c.execute("VACUUM ANALYZE trial")
+    with connect(url) as vc:
+        out["scaling_indexed"] = timeit(lambda: sql(vc, "SELECT * FROM scaling_points"))
+    return out
 
 
 def bench_optuna(n_trials: int, points: int) -> dict:
@@ -159,6 +182,69 @@ def bench_optuna(n_trials: int, points: int) -> dict:
     }
 
 
+def build_mlflow(folder: Path, n_trials: int, points: int):  # noqa: ANN201
+    """An MLflow SQLite tracking store with n_trials runs x `points` val_loss rows, plus params and a best_val_loss."""
+    import sqlite3
+    import uuid
+
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    db = folder / "mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    eid = client.create_experiment("bench", artifact_location=str(folder / "mlruns"))
+    tmpl = client.create_run(eid).info.run_id  # one run through the API: the row format of every table
+    client.log_batch(tmpl, metrics=[Metric("val_loss", 1.0, 0, 1), Metric("best_val_loss", 1.0, 0, 0)],
+                     params=[Param(k, "0") for k in ("budget", "horizon", "learning_rate", "d_model")])
+    client.set_terminated(tmpl)
+    con = sqlite3.connect(db)
+    run_cols = [r[1] for r in con.execute("PRAGMA table_info(runs)")]
+    template = dict(zip(run_cols, con.execute("SELECT * FROM runs WHERE run_uuid = ?", (tmpl,)).fetchone()))
+    con.execute("DELETE FROM metrics"), con.execute("DELETE FROM latest_metrics"), con.execute("DELETE FROM params")
+    con.execute("DELETE FROM tags"), con.execute("DELETE FROM runs")
+    rng = np.random.default_rng(0)
+    studies = [(b, h) for b in range(len(BUDGETS)) for h in HORIZONS]
+    per = n_trials // len(studies)
+    ids = []
+    for start in track(range(0, per * len(studies), 5000), description="building mlflow"):
+        runs, params, latest, metrics = [], [], [], []
+        for i in range(start, min(start + 5000, per * len(studies))):
+            b, h = studies[i // per]
+            rid = uuid.uuid4().hex
+            ids.append(rid)
+            loss = 1.0 + 0.1 * h + 30 * BUDGETS[b][1] ** -0.3 + abs(rng.normal(0, 0.05))
+            runs.append(tuple({**template, "run_uuid": rid, "name": f"t{i}"}[c] for c in run_cols))
+            params += [("budget", BUDGETS[b][0], rid), ("horizon", str(h), rid),
+                       ("learning_rate", str(float(10 ** rng.uniform(-4, -2))), rid), ("d_model", str(int(rng.choice([64, 128, 256]))), rid)]
+            latest += [("best_val_loss", loss, 0, 0, 0, rid), ("val_loss", loss + 1 / points, 1_700_000_000_000 + points, points, 0, rid)]
+            metrics += [("best_val_loss", loss, 0, rid, 0, 0)]
+            metrics += [("val_loss", loss + 1 / s, 1_700_000_000_000 + s, rid, s, 0) for s in range(1, points + 1)]
+        con.executemany(f"INSERT INTO runs VALUES ({', '.join('?' * len(run_cols))})", runs)
+        con.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)", params)
+        con.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?)", latest)
+        con.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)", metrics)
+        con.commit()
+    con.execute("ANALYZE")
+    con.close()
+    return client, eid, ids
+
+
+def bench_mlflow(folder: Path, n_trials: int, points: int) -> dict:
+    client, eid, ids = build_mlflow(folder, n_trials, points)
+
+    def best(b: str, h: int):  # noqa: ANN202
+        return client.search_runs([eid], f"params.budget = '{b}' AND params.horizon = '{h}' AND attributes.status = 'FINISHED'",
+                                  order_by=["metrics.best_val_loss ASC"], max_results=1)
+
+    assert len(best("2M", 3)) == 1 and len(client.get_metric_history(ids[0], "val_loss")) == points
+    return {
+        "scaling": timeit(lambda: [best(b, h) for b, _ in BUDGETS for h in HORIZONS], repeat=3),
+        "curve": timeit(lambda: client.get_metric_history(ids[len(ids) // 2], "val_loss"), repeat=3),
+        "trials": timeit(lambda: client.search_runs([eid], "params.budget = '2M' AND params.horizon = '3'",
+                                                    order_by=["metrics.best_val_loss ASC"], max_results=2000), repeat=3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=100_000)
@@ -166,6 +252,9 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--no-optuna", action="store_true")
+    ap.add_argument("--no-mlflow", action="store_true")
+    ap.add_argument("--mlflow-trials", type=int, help="MLflow runs (default: --trials)")
+    ap.add_argument("--mlflow-points", type=int, help="val_loss rows per MLflow run (default: --points)")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,13 +278,19 @@ def main() -> None:
 
                 with psycopg.connect(args.pg_admin, autocommit=True) as c:
                     c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if not args.no_mlflow:
+            mt, mp = args.mlflow_trials or args.trials, args.mlflow_points or args.points
+            t = time.time()
+            results[f"mlflow (SQLite store, {mt:,} runs x {mp} rows)"] = bench_mlflow(Path(tmp), mt, mp)
+            console.print(f"mlflow: built and timed in {time.time() - t:.0f} s")
     if not args.no_optuna:
         results["optuna (in-memory storage)"] = bench_optuna(args.trials, args.points)
     table = Table(title=f"{args.trials:,} trials, {args.trials * args.points:,} metric rows: median latency (ms)")
-    for col in ("system", "scaling view", "one learning curve", "trials page"):
+    for col in ("system", "scaling view", "scaling view + ix_trial_scaling", "one learning curve", "trials page"):
         table.add_column(col, justify="right")
     for name, r in results.items():
-        table.add_row(name, f"{r['scaling']:.1f}", f"{r['curve']:.1f}", f"{r['trials']:.1f}")
+        indexed = f"{r['scaling_indexed']:.1f}" if "scaling_indexed" in r else "-"
+        table.add_row(name, f"{r['scaling']:.1f}", indexed, f"{r['curve']:.1f}", f"{r['trials']:.1f}")
     console.print(table)
     console.print("goals: scaling view <= 200 ms, one learning curve <= 50 ms")
 
