@@ -1,3 +1,26 @@
-"""A seeded database per backend for the dashboard tests (module scope: the pages only read)."""
+"""One seeded SQLite database per module for the dashboard tests (the pages only read).
 
-from tests.views.conftest import seeded_db  # noqa: F401  (re-exported fixture)
+The AppTest pages run on SQLite only: they exercise the dashboard's code, and every view they
+query is checked on SQLite AND Postgres by tests/views. Running the Streamlit pages twice cost
+minutes on a loaded machine without checking anything new.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from seqdb.db.engine import create_engine_for, dispose_engines
+from seqdb.db.migrate import upgrade
+from tests.views.seed import seed
+
+
+@pytest.fixture(scope="module")
+def seeded_db(tmp_path_factory):
+    """(url, Seeded) of a migrated, seeded SQLite database; read-only tests only."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'seqdb.db'}"
+    eng = create_engine_for(url)
+    upgrade(eng)
+    seeded = seed(eng)
+    eng.dispose()
+    yield url, seeded
+    dispose_engines()

@@ -1,4 +1,4 @@
-"""Streamlit AppTest: every page against a seeded database, both backends."""
+"""Streamlit AppTest: every page against a seeded SQLite database (the views: tests/views, both backends)."""
 
 from __future__ import annotations
 

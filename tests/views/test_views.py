@@ -91,3 +91,39 @@ def test_views_read_the_live_database(engine, db_url):
             s.get(Trial, tid).state = "completed"
         assert rows(live, "SELECT count(*) AS n FROM learning_curves")[0]["n"] == before + 1
         assert rows(live, "SELECT state FROM trials WHERE trial_id = ?", [tid])[0]["state"] == "completed"
+
+
+# The scaling view aggregates inside the database (sqlite_query / postgres_query); this is the
+# same question asked of the raw `tables.*` views in DuckDB, row for row.
+ORACLE = """
+WITH fin AS (
+  SELECT s.experiment_id, s.budget_id, s.horizon, t.trial_id, t.state, t.best_val_loss, t.epochs_done, t.step
+  FROM tables.trial t JOIN tables.study s ON s.study_id = t.study_id
+  WHERE s.kind = 'search' AND t.state IN ('completed', 'pruned', 'failed')),
+effort AS (
+  SELECT experiment_id, budget_id, horizon, count(*) AS n_finished, count(*) FILTER (WHERE state = 'completed') AS n_completed,
+         sum(epochs_done) AS epochs_total, avg(epochs_done) AS epochs_mean, sum(step) AS steps_total
+  FROM fin GROUP BY ALL),
+best AS (
+  SELECT experiment_id, budget_id, horizon, min(best_val_loss) AS best_val_loss, arg_min(trial_id, best_val_loss) AS trial_id
+  FROM fin WHERE state = 'completed' AND best_val_loss IS NOT NULL GROUP BY ALL)
+SELECT e.name AS experiment, best.horizon, b.label AS budget, b.n_params AS budget_params,
+       COALESCE(t.param_count, a.param_count) AS param_count, best.best_val_loss, best.trial_id,
+       ef.n_finished, ef.n_completed, ef.epochs_total, ef.epochs_mean, ef.steps_total
+FROM best JOIN effort ef USING (experiment_id, budget_id, horizon)
+JOIN tables.experiment e ON e.experiment_id = best.experiment_id JOIN tables.budget b ON b.budget_id = best.budget_id
+JOIN tables.trial t ON t.trial_id = best.trial_id LEFT JOIN tables.architecture a ON a.architecture_id = t.architecture_id
+ORDER BY experiment, horizon, budget_params
+"""
+
+
+def test_scaling_points_equal_the_scan_over_raw_tables(vc):
+    got = rows(vc, "SELECT * FROM scaling_points ORDER BY experiment, horizon, budget_params")
+    assert got == rows(vc, ORACLE) and len(got) == 7
+
+
+def test_best_trials_rows_equal_the_trials_view(vc):
+    best = rows(vc, "SELECT * FROM best_trials ORDER BY trial_id")
+    extra = ("n_finished", "n_completed", "epochs_total", "epochs_mean", "steps_total")
+    same = rows(vc, "SELECT * FROM trials WHERE trial_id IN (SELECT trial_id FROM scaling_points) ORDER BY trial_id")
+    assert [{k: v for k, v in r.items() if k not in extra} for r in best] == same and len(best) == 7
