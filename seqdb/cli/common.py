@@ -17,7 +17,11 @@ from seqdb.db.engine import get_engine
 from seqdb.db.migrate import require_head
 from seqdb.project import Project, load_project
 
-console = Console()
+import sys
+
+# In a pipe or a log file rich would wrap tables at 80 columns; use a wider page there.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
 err_console = Console(stderr=True)
 
 
