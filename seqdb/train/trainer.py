@@ -416,10 +416,12 @@ class _Run:
             return
         path, size, sha = save_checkpoint(self.state(), self.dir, self.step)
         self.latest_path = path
-        prune_checkpoints(self.dir, {self.step} | ({self.best_step} if self.best_step is not None else set()))
+        # Register the new checkpoint before deleting older files, so that a worker killed in
+        # between still leaves a registered checkpoint on disk to resume from.
         self.reporter.on_checkpoint(
             CheckpointInfo(path=path, bytes=size, sha256=sha, step=self.step, epoch=self.epoch, val_loss=val_loss, is_best=self.best_step == self.step)
         )
+        prune_checkpoints(self.dir, {self.step} | ({self.best_step} if self.best_step is not None else set()))
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)
