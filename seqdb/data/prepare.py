@@ -53,6 +53,7 @@ from seqdb.db.models import Dataset
 from seqdb.errors import DataError
 from seqdb.experiment.schema import ExperimentConfig, TargetSection
 from seqdb.project import Project
+from seqdb.hashing import file_sha256
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -114,13 +115,6 @@ def plan_dataset(config: ExperimentConfig, root: Path | str) -> Plan:
     digest = hashlib.sha256(json.dumps({"file": file_sha, "settings": settings}, sort_keys=True).encode()).hexdigest()
     return Plan(config, spec, settings, given, file_sha, digest)
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---- build ---------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ left behind.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import os
@@ -37,6 +36,7 @@ from torch import nn
 
 from seqdb.errors import TrainingError
 from seqdb.results.spec import METADATA_KEY, InferenceSpec
+from seqdb.hashing import file_sha256 as sha256_file
 
 TOLERANCE = 1e-4
 OPSET = 20  # torch.export-based exporter
@@ -119,13 +119,6 @@ class ExportedModel:
     output_names: list[str]
     exporter: str = "torchscript"  # torchscript | dynamo
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_pair(

@@ -8,7 +8,6 @@ should_stop()   -> a signal, a stop request, or a lost lease
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from seqdb.runner.metrics import MetricWriter
 from seqdb.runner.queue import Lease, _owned, owns_lease
 from seqdb.runner.retry import with_retry
 from seqdb.train.reporter import CheckpointInfo, Decision
+from seqdb.hashing import file_sha256
 
 Pruner = Callable[[int, float], bool]  # (step, val_loss) -> prune?
 
@@ -112,13 +112,6 @@ def register_checkpoint(engine: Engine, lease: Lease, info: CheckpointInfo) -> b
         s.execute(sa.update(Trial).where(_owned(lease)).values(**values))
     return True
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resume_point(engine: Engine, trial_id: int) -> Optional[ResumePoint]:

@@ -25,7 +25,7 @@ from seqdb.db.engine import session_scope
 from seqdb.db.models import Budget, Experiment, Study, Trial
 from seqdb.errors import TrainingError
 from seqdb.runner.queue import Lease, TrialOutcome
-from seqdb.runner.reporter import file_sha256
+from seqdb.hashing import file_sha256
 from seqdb.train.reporter import CheckpointInfo
 
 

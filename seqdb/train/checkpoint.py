@@ -9,7 +9,6 @@ from the sidecar) and raises `TrainingError` naming the file when it does not ma
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Optional
 import torch
 
 from seqdb.errors import TrainingError
+from seqdb.hashing import file_sha256
 
 NAME = re.compile(r"^step-(\d+)\.pt$")
 SIDECAR = ".sha256"
@@ -27,13 +27,6 @@ SIDECAR = ".sha256"
 def checkpoint_path(directory: Path, step: int) -> Path:
     return Path(directory) / f"step-{step:08d}.pt"
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from seqdb.db.engine import create_engine_for
-from seqdb.runner.reporter import file_sha256
+from seqdb.hashing import file_sha256
 from tests.helpers import run_cli
 
 

@@ -64,7 +64,7 @@ def test_expired_lease_is_reaped_and_taken_over(engine, tmp_path):
     assert q.renew_lease(engine, lease, lease_s=0.3)
     ckpt = tmp_path / "c.bin"
     ckpt.write_bytes(b"state at step 7")
-    from seqdb.runner.reporter import file_sha256
+    from seqdb.hashing import file_sha256
 
     info = CheckpointInfo(path=ckpt, bytes=ckpt.stat().st_size, sha256=file_sha256(ckpt), step=7, epoch=1, val_loss=0.5, is_best=True)
     assert register_checkpoint(engine, lease, info)
@@ -171,7 +171,7 @@ def test_stop_requests_address_one_or_all_workers(engine):
 
 
 def test_checkpoint_registration_is_idempotent_and_resume_skips_corrupt_files(engine, tmp_path):
-    from seqdb.runner.reporter import file_sha256
+    from seqdb.hashing import file_sha256
 
     sid = create_synthetic_study(engine, 1)
     lease = q.claim_trial(engine, q.register_worker(engine).worker_id, [sid])
