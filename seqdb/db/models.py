@@ -266,6 +266,16 @@ class Trial(TrialBase, table=True):
         sa.UniqueConstraint("study_id", "number", name="uq_trial_study_number"),
         sa.Index("ix_trial_study_state", "study_id", "state"),
         sa.Index("ix_trial_state_lease", "state", "lease_expires_at"),
+        # the queue's claim: the oldest runnable trial of a study, whatever the study's size
+        sa.Index(
+            "ix_trial_claimable",
+            "study_id",
+            "trial_id",
+            sqlite_where=sa.text("state IN ('pending', 'stopped')"),
+            postgresql_where=sa.text("state IN ('pending', 'stopped')"),
+        ),
+        # the scaling view's per-study aggregation, answered from the index alone
+        sa.Index("ix_trial_scaling", "study_id", "state", "best_val_loss", "epochs_done", "step"),
     )
     trial_id: Optional[int] = Field(default=None, primary_key=True)
     config: dict = _json(nullable=False, default=None)  # complete standalone training config
