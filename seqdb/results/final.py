@@ -392,6 +392,6 @@ def artifact_file(engine: Engine, artifact_id: int) -> tuple[Path, str]:
     with session_scope(engine, write=False) as s:
         row = s.get(Artifact, artifact_id)
         if row is None:
-            raise NotFoundError(f"artifact {artifact_id} does not exist; list them with `seqdb sql \"SELECT * FROM artifact\"`")
+            raise NotFoundError(f"artifact {artifact_id} does not exist; list them with `seqdb sql \"SELECT artifact_id, kind, path FROM tables.artifact\"`")
         return Path(row.path), row.sha256
 

@@ -381,6 +381,8 @@ def ensure_study(engine: Engine, project: Any, experiment_name: str, budget: str
 
     experiment, cfg = get_experiment(engine, experiment_name)
     resolve_budget(cfg, budget)
+    if horizon not in cfg.horizons:
+        raise ConfigError(f"horizon {horizon} is not a horizon of experiment {cfg.name}; allowed: {', '.join(map(str, cfg.horizons))}")
     with session_scope(engine, write=False) as s:
         existing = find_study(s, experiment.experiment_id, parse_budget(budget), horizon, kind)
     if existing is not None:
