@@ -3,7 +3,7 @@
     project   seqdb init PATH (SQLite)
     data      the S&P 500 daily series shipped with the `arch` package, in long format
     experiment  direction of the next-day / next-week return from 4 daily features,
-                3 budgets x 2 horizons, 2 sampled configurations per study, early stopping
+                3 budgets x 2 horizons, 3 sampled configurations (learning rate x dropout) per study, up to 4 epochs, early stopping
     run       2 worker processes drain all 6 studies from the shared queue
     result    best validation loss per budget and horizon (with the trial ids), and the
               commands to explore further
@@ -44,8 +44,13 @@ DEMO_EXPERIMENT = {
     "split": {"validation": 0.15, "test": 0.15},
     "budgets": ["10k", "30k", "100k"],
     "tolerance": 0.25,
-    "search": {"strategy": "sample", "n_samples": 2, "objectives": ["val_loss"], "space": {"learning_rate": [1.0e-3, 3.0e-3]}},
-    "training": {"max_epochs": 3, "effective_batch_size": 64, "early_stopping": {"patience": 2, "min_delta": 0.0}},
+    "search": {
+        "strategy": "sample",
+        "n_samples": 3,
+        "objectives": ["val_loss"],
+        "space": {"learning_rate": [1.0e-3, 3.0e-3], "dropout": [0.0, 0.1]},
+    },
+    "training": {"max_epochs": 4, "effective_batch_size": 64, "early_stopping": {"patience": 2, "min_delta": 0.0}},
 }
 
 
@@ -54,7 +59,7 @@ def demo_experiment(quick: bool) -> dict:
     if quick:
         exp["name"] = "sp500-demo-quick"
         exp["budgets"], exp["horizons"] = ["10k", "30k"], [1]
-        exp["search"].update(n_samples=1, space={"learning_rate": [3.0e-3]})
+        exp["search"].update(n_samples=1, space={"learning_rate": [3.0e-3], "dropout": [0.0]})
         exp["training"].update(max_epochs=1, max_steps=12)
     return exp
 
