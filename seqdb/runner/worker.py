@@ -154,7 +154,9 @@ class WorkerLoop:
         self.engine = create_engine_for(settings.database_url)
         self.executor = executor or make_executor(settings)
         self.stop = stop or StopFlag()
-        self.ask_next = ask_next if ask_next is not None else _default_ask_next()
+        if ask_next is None:
+            from seqdb.search.sampler import ask_next  # TPE / multi-objective studies ask here
+        self.ask_next = ask_next
         self.events = EventLog(settings.events_path)
         self.progress = Progress(settings.label, enabled=settings.progress, every_s=settings.progress_every_s)
         self._last_reap = 0.0
@@ -266,14 +268,6 @@ class WorkerLoop:
             log.debug("trial %s failed", run.lease.trial_id, exc_info=True)
             text = " ".join(f"{type(exc).__name__}: {exc}".split())[:2000]
             return q.TrialOutcome(TrialState.failed.value, error=text)
-
-
-def _default_ask_next() -> Optional[Callable[[Engine, int], Optional[int]]]:
-    try:
-        from seqdb.search.sampler import ask_next
-    except ImportError:
-        return None
-    return ask_next
 
 
 def run_worker(settings: WorkerSettings, executor: Optional[Executor] = None) -> WorkerSummary:

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from seqdb.errors import ConfigError
+from seqdb.experiment.budgets import parse_budget
 
 MIN_POINTS = 3
 HUBER_DELTA = 1e-3
@@ -249,20 +250,4 @@ def scaling_report(vc, *, experiment: Optional[str] = None, horizon: Optional[in
 
 def parse_n(text: str) -> int:
     """A parameter count written like a budget (`2B`, `500k`, `2e9`)."""
-    try:
-        from seqdb.experiment.budgets import parse_budget
-    except ImportError:  # the experiment package is not there: same grammar, locally
-        return _parse_n_local(text)
     return parse_budget(text)
-
-
-def _parse_n_local(text: str) -> int:
-    import re
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*([kmbgt]?)\s*", str(text), re.IGNORECASE)
-    if not m:
-        raise ConfigError(f"--at {text!r} is not a parameter count; allowed: e.g. 500k, 2M, 2B, 2e9")
-    value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}[m.group(2).lower()]
-    if value <= 0:
-        raise ConfigError(f"--at {text!r} must be a positive parameter count")
-    return int(round(value))

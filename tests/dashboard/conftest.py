@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from seqdb.db.engine import create_engine_for, dispose_engines
-from seqdb.db.migrate import upgrade
-from tests.views.seed import seed
+from seqdb.db.engine import dispose_engines
+from tests.views.seed import migrate_and_seed
 
 
 @pytest.fixture(scope="module")
 def seeded_db(tmp_path_factory):
     """(url, Seeded) of a migrated, seeded SQLite database; read-only tests only."""
     url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'seqdb.db'}"
-    eng = create_engine_for(url)
-    upgrade(eng)
-    seeded = seed(eng)
-    eng.dispose()
-    yield url, seeded
+    yield url, migrate_and_seed(url)
     dispose_engines()

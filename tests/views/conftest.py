@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from seqdb.db.engine import create_engine_for, dispose_engines
-from seqdb.db.migrate import upgrade
+from seqdb.db.engine import dispose_engines
 from seqdb.views import connect
 from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
-from tests.views.seed import seed
+from tests.views.seed import migrate_and_seed
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -19,11 +18,7 @@ def seeded_db(request, tmp_path_factory):
         url = f"sqlite:///{tmp_path_factory.mktemp('views') / 'seqdb.db'}"
     else:
         url = create_pg_database()
-    eng = create_engine_for(url)
-    upgrade(eng)
-    seeded = seed(eng)
-    eng.dispose()
-    yield url, seeded
+    yield url, migrate_and_seed(url)
     dispose_engines()
     if request.param == "postgres":
         drop_pg_database(url)

@@ -156,3 +156,16 @@ def heartbeat(url: str, name: str) -> None:
     with session_scope(eng) as s:
         s.execute(sa.update(Worker).where(Worker.name == name).values(last_seen_at=utcnow()))
     eng.dispose()
+
+
+def migrate_and_seed(url: str) -> Seeded:
+    """Migrate the database at `url` to head and seed it (for module-scoped read-only fixtures)."""
+    from seqdb.db.engine import create_engine_for
+    from seqdb.db.migrate import upgrade
+
+    eng = create_engine_for(url)
+    try:
+        upgrade(eng)
+        return seed(eng)
+    finally:
+        eng.dispose()
