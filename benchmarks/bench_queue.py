@@ -38,7 +38,7 @@ from seqdb.db.engine import create_engine_for  # noqa: E402
 from seqdb.db.migrate import upgrade  # noqa: E402
 from seqdb.runner import queue as q  # noqa: E402
 from seqdb.runner.metrics import MetricWriter  # noqa: E402
-from seqdb.runner.synthetic import create_synthetic_study  # noqa: E402
+from seqdb.testing.synthetic import create_synthetic_study  # noqa: E402
 
 PG_ADMIN = os.environ.get("SEQDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 console = Console(width=150)
@@ -224,7 +224,7 @@ def bench_mlflow(tmp: Path, n_rows: int) -> float:
 def _soak_worker(argv: list[str]) -> None:
     import signal
 
-    from seqdb.runner.synthetic import main
+    from seqdb.testing.synthetic import main
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os._exit(main(argv))

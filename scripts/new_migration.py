@@ -2,7 +2,7 @@
 
 Usage: python scripts/new_migration.py "short message"
 Builds a scratch SQLite database at the current head, compares it with seqdb/db/models.py
-and writes the difference as a new script under migrations/versions/. Review it before
+and writes the difference as a new script under seqdb/migrations/versions/. Review it before
 committing.
 """
 

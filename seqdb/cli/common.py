@@ -5,9 +5,10 @@ Commands stay short: validate input, call a plain importable function, print the
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -41,6 +42,28 @@ def state(ctx: typer.Context) -> CliState:
 def resolve_project(ctx: typer.Context) -> Project:
     st = state(ctx)
     return load_project(db=st.db, project=st.project)
+
+
+@contextmanager
+def step_bar(title: str, total: int, enabled: bool = True) -> Iterator[Optional[Callable[[str], None]]]:
+    """A rich progress bar over named steps on stderr; yields the `on_step(name)` callback
+    (None when disabled) that long-running library functions accept."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(f"{title}: {{task.description}}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True)
+    task = bar.add_task("starting", total=total)
+    seen = {"n": 0}
+
+    def on_step(name: str) -> None:
+        bar.update(task, completed=seen["n"], description=name)
+        seen["n"] += 1
+
+    with bar:
+        yield on_step
+        bar.update(task, completed=total, description="done")
 
 
 def open_db(ctx: typer.Context, *, check_revision: bool = True) -> tuple[Project, Engine]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from seqdb.cli.common import console, open_db
+from seqdb.cli.common import console, open_db, step_bar
 
 data_app = typer.Typer(help="Data: prepare an experiment's dataset, write the S&P 500 example data.", no_args_is_help=True)
 
@@ -25,11 +25,12 @@ def prepare_cmd(
     """Prepare (or find cached) the experiment's dataset: windows, split, maps, statistics."""
     import time
 
-    from seqdb.data.prepare import prepare_dataset
+    from seqdb.data.prepare import STEPS, prepare_dataset
 
     project, engine = open_db(ctx)
     started = time.perf_counter()
-    row = prepare_dataset(engine, project, experiment, progress=sys.stderr.isatty() if progress is None else progress)
+    with step_bar("prepare", STEPS, enabled=sys.stderr.isatty() if progress is None else progress) as on_step:
+        row = prepare_dataset(engine, project, experiment, on_step=on_step)
     took = time.perf_counter() - started
     s = row.splits
     parts = ", ".join(f"{p} {s[p]['rows']:,} rows / {s[p]['windows']:,} windows" for p in ("train", "validation", "test"))

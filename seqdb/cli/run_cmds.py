@@ -26,7 +26,8 @@ def run(
     lease_seconds: float = typer.Option(60.0, "--lease-seconds", min=1.0, help="Lease length; a dead worker's trial is resumed after it."),
 ) -> None:
     """Claim and train the study's pending trials until it is complete or told to stop."""
-    from seqdb.runner.plan import pick_experiment, plan_studies
+    from seqdb.search.plan import pick_experiment, plan_studies
+    from seqdb.runner.execute import TrainExecutor
     from seqdb.runner.pool import run_pool
     from seqdb.runner.worker import WorkerSettings
 
@@ -38,7 +39,7 @@ def run(
     settings = WorkerSettings(database_url=project.database_url, study_ids=[p.study_id for p in studies],
                               artifacts_root=str(project.artifacts_root), device=device, lease_s=lease_seconds,
                               max_trials=max_trials, once=once)
-    summaries = run_pool(settings, workers)
+    summaries = run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
     done = sum(s.trials_done for s in summaries)
     reasons = sorted({s.stop_reason for s in summaries if s.stop_reason})
     console.print(f"{done} trial(s) run by {len(summaries)} worker(s)" + (f"; stopped: {', '.join(reasons)}" if reasons else ""))
@@ -85,9 +86,9 @@ def demo(
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
 ) -> None:
     """Make a project with the S&P 500 daily data and run a small scaling study on CPU."""
-    from seqdb.runner.demo import run_demo
+    from seqdb.app.demo import run_demo
 
-    run_demo(path, quick=quick, workers=workers)
+    run_demo(path, quick=quick, workers=workers, say=lambda x: console.print(x, markup=False, highlight=False, soft_wrap=isinstance(x, str)))
 
 
 def _check_device(device: str) -> None:

@@ -17,7 +17,7 @@ trial_app = typer.Typer(help="Trials: list them, export one as a standalone trai
 
 
 def _pick_experiment(engine, name: Optional[str]) -> str:  # noqa: ANN001
-    from seqdb.runner.plan import pick_experiment
+    from seqdb.search.plan import pick_experiment
 
     return pick_experiment(engine, name)
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from seqdb.cli.common import console, open_db
 
-DASHBOARD_APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"  # shipped inside the package
 ENV_DASHBOARD_DB = "SEQDB_DASHBOARD_DB"
 
 

@@ -31,6 +31,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
+
 import numpy as np
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -58,6 +60,13 @@ from seqdb.hashing import file_sha256
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 
+OnStep = Optional[Callable[[str], None]]
+STEPS = 6  # reading, splitting, fitting, encoding, targets and windows, writing
+
+
+def _silent(_name: str) -> None:
+    return None
+
 
 @dataclass
 class Plan:
@@ -71,8 +80,9 @@ class Plan:
     content_hash: str
 
 
-def prepare_dataset(engine: Engine, project: Project, experiment_name: str, *, progress: bool = True) -> Dataset:
-    """Prepare (or find cached) the dataset of an experiment; returns its `dataset` row."""
+def prepare_dataset(engine: Engine, project: Project, experiment_name: str, *, on_step: OnStep = None) -> Dataset:
+    """Prepare (or find cached) the dataset of an experiment; returns its `dataset` row.
+    `on_step(name)` is called as each of the STEPS named steps starts (a progress bar)."""
     from seqdb.experiment.registry import get_experiment
 
     exp, config = get_experiment(engine, experiment_name)
@@ -83,7 +93,7 @@ def prepare_dataset(engine: Engine, project: Project, experiment_name: str, *, p
     out = project.artifacts_root / "datasets" / plan.content_hash[:16]
     meta = read_meta(out)
     if meta is None or meta.get("content_hash") != plan.content_hash:
-        meta = write_prepared(plan, out, progress=progress)
+        meta = write_prepared(plan, out, on_step=on_step)
     return register_dataset(engine, exp.experiment_id, out, meta)
 
 
@@ -126,19 +136,19 @@ class Built:
     meta: dict
 
 
-def build_prepared(plan: Plan, steps: "Steps | None" = None) -> Built:
+def build_prepared(plan: Plan, on_step: OnStep = None) -> Built:
     """Read, check, split, fit on train, encode, compute targets and windows (no I/O out)."""
-    steps = steps or Steps(False)
+    step = on_step or _silent
     cfg, spec = plan.config, plan.spec
-    steps.step("reading and checking")
+    step("reading and checking")
     frame = apply_nan_policy(read_long(spec), spec, cfg.data.nan_policy)
-    steps.step("splitting")
+    step("splitting")
     frame, layout, seq_codes, n_sequences = _split(frame, plan)
     train = layout.part == 0
-    steps.step("fitting maps and statistics on the training rows")
+    step("fitting maps and statistics on the training rows")
     stats = {"real": real_statistics(frame, spec.real_columns, train)}
     maps = build_id_maps(frame, spec, train, cfg.data.rare_threshold, plan.given_maps)
-    steps.step("encoding")
+    step("encoding")
     arrays = {
         "real": normalise(frame, spec.real_columns, stats["real"]),
         "cat": encode_categoricals(frame, spec.cat_columns, maps),
@@ -146,7 +156,7 @@ def build_prepared(plan: Plan, steps: "Steps | None" = None) -> Built:
         "sequence": seq_codes.astype(np.int32),
         "part": layout.part,
     }
-    steps.step("targets and windows")
+    step("targets and windows")
     targets_meta, stats["targets"] = _targets(frame, plan, layout, arrays, stats["real"], maps)
     windows = _windows(plan, layout, arrays)
     meta = _meta(plan, frame, layout, arrays, stats, maps, targets_meta, windows, n_sequences)
@@ -266,22 +276,20 @@ def _meta(plan, frame, layout, arrays, stats, maps, targets_meta, windows, n_seq
 
 
 # ---- write and register ----------------------------------------------------------------------
-def write_prepared(plan: Plan, out: Path, *, progress: bool = True) -> dict:
+def write_prepared(plan: Plan, out: Path, *, on_step: OnStep = None) -> dict:
     """Build and write the dataset folder atomically; returns its meta."""
-    steps = Steps(progress, total=6)
-    with steps:
-        built = build_prepared(plan, steps)
-        steps.step("writing arrays")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".tmp-{out.name}-{os.getpid()}-{time.monotonic_ns()}"
-        try:
-            tmp.mkdir()
-            for name, arr in built.arrays.items():
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
-            (tmp / META_FILE).write_text(json.dumps(built.meta, indent=1, default=_json_default), encoding="utf-8")
-            _publish(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    built = build_prepared(plan, on_step)
+    (on_step or _silent)("writing arrays")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        tmp.mkdir()
+        for name, arr in built.arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
+        (tmp / META_FILE).write_text(json.dumps(built.meta, indent=1, default=_json_default), encoding="utf-8")
+        _publish(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return read_meta(out) or built.meta
 
 
@@ -345,38 +353,3 @@ def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-# ---- progress --------------------------------------------------------------------------------
-class Steps:
-    """A rich progress bar over the named steps of a preparation (silent when disabled)."""
-
-    def __init__(self, enabled: bool, total: int = 6):
-        self.enabled, self.total = enabled, total
-        self._progress = None
-        self._task = None
-        self._started = False
-
-    def __enter__(self) -> "Steps":
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from seqdb.cli.common import err_console
-
-            self._progress = Progress(TextColumn("prepare: {task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("starting", total=self.total)
-        return self
-
-    def step(self, name: str) -> None:
-        if self._progress is not None:
-            if self._started:
-                self._progress.advance(self._task)
-            self._started = True
-            self._progress.update(self._task, description=name)
-
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
-        if self._progress is not None:
-            if exc[0] is None:
-                self._progress.update(self._task, completed=self.total, description="done")
-            self._progress.stop()

@@ -16,12 +16,12 @@ from seqdb.db.engine import check_connection, first_line, safe_url
 from seqdb.errors import DatabaseError, SchemaRevisionError
 
 VERSION_TABLE = "seqdb_alembic_version"
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"  # shipped inside the package
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
     if not (MIGRATIONS_DIR / "env.py").exists():
-        raise DatabaseError(f"migrations folder {MIGRATIONS_DIR} is missing; reinstall seqdb from its repository")
+        raise DatabaseError(f"migrations folder {MIGRATIONS_DIR} is missing; reinstall seqdb")
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:

@@ -8,7 +8,7 @@ Conventions (see docs/schema.md for the diagram):
 - uniqueness wherever a duplicate would be a bug (a study per experiment x budget x horizon,
   a config hash per study, a metric per trial x name x step).
 
-Schema changes go only through Alembic migrations in the top-level `migrations/` folder.
+Schema changes go only through Alembic migrations in `seqdb/migrations/` (shipped in the package).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from seqdb.config.trial import Activation, Attention, Norm, Positional, TaskKind, TrainingConfig
 from seqdb.errors import ConfigError
 from seqdb.experiment.budgets import ACCEPTED_FORMS, format_budget, parse_budget
-from seqdb.search.spec import SearchSpec
+from seqdb.config.search import SearchSpec
 
 ColumnKind = Literal["real", "categorical"]
 NanPolicy = Literal["error", "ffill", "zero"]
@@ -131,7 +131,7 @@ class ExperimentConfig(Section):
     split: SplitSection = SplitSection()
     budgets: list[BudgetText] = Field(min_length=1)
     tolerance: float = Field(default=0.25, gt=0, lt=1)
-    search: SearchSpec = Field(default_factory=SearchSpec)  # owned by seqdb.search.spec
+    search: SearchSpec = Field(default_factory=SearchSpec)  # owned by seqdb.config.search
     training: TrainingConfig = TrainingConfig()
     model: ModelDefaults = ModelDefaults()
     architecture_grid: ArchitectureGrid = ArchitectureGrid()

@@ -128,6 +128,7 @@ def open_trials(engine: Engine, study_id: int) -> int:
 
 def run_final_trial(project, study_id: int, device: str, say: Say) -> None:  # noqa: ANN001
     """Train the final study's open trial with the runner's worker loop (one trial, then exit)."""
+    from seqdb.runner.execute import TrainExecutor
     from seqdb.runner.worker import WorkerSettings, run_worker
 
     settings = WorkerSettings(
@@ -138,7 +139,7 @@ def run_final_trial(project, study_id: int, device: str, say: Say) -> None:  # n
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = run_worker(settings)  # SIGINT / SIGTERM: checkpoint and stop, resumable
+        summary = run_worker(settings, TrainExecutor(str(project.artifacts_root)))  # SIGINT / SIGTERM: checkpoint and stop, resumable
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -18,7 +18,7 @@ from seqdb.db.engine import session_scope
 from seqdb.db.models import Dataset, Study, Trial
 from seqdb.errors import DataError
 from seqdb.runner.queue import Lease, TrialOutcome
-from seqdb.runner.worker import SetupError
+from seqdb.runner.executor import SetupError, TrialRun
 
 
 def dataset_dir(path: str, artifacts_root: str) -> str:
@@ -58,7 +58,7 @@ class TrainExecutor:
             self._windows[key] = (prepared.windows("train", horizon), prepared.windows("validation", horizon))
         return self._windows[key]
 
-    def __call__(self, run) -> TrialOutcome:  # noqa: ANN001 - a worker.TrialRun
+    def __call__(self, run: TrialRun) -> TrialOutcome:
         from seqdb.config.trial import TrialConfig
         from seqdb.train.trainer import train
 

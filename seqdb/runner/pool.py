@@ -13,6 +13,7 @@ import os
 import signal
 from dataclasses import replace
 
+from seqdb.runner.executor import EventSink, Executor, no_events
 from seqdb.runner.worker import WorkerSettings, WorkerSummary, run_worker
 
 
@@ -26,19 +27,20 @@ def device_for(device: str, index: int) -> str:
     return f"cuda:{index % n}" if n > 1 else device
 
 
-def _child(settings: WorkerSettings, queue) -> None:  # noqa: ANN001
+def _child(settings: WorkerSettings, executor: Executor, events: EventSink, queue) -> None:  # noqa: ANN001
     from seqdb.errors import SeqdbError
 
     try:
-        queue.put(run_worker(settings))
+        queue.put(run_worker(settings, executor, events))
     except SeqdbError as exc:  # a setup problem: one line to the parent, which fails the command
         queue.put(exc)
 
 
-def run_pool(settings: WorkerSettings, workers: int) -> list[WorkerSummary]:
-    """Run `workers` workers (in this process when 1) and return their summaries."""
+def run_pool(settings: WorkerSettings, workers: int, executor: Executor, events: EventSink = no_events) -> list[WorkerSummary]:
+    """Run `workers` workers (in this process when 1) and return their summaries; each child
+    gets a pickled copy of `executor`."""
     if workers <= 1:
-        return [run_worker(settings)]
+        return [run_worker(settings, executor, events)]
     if settings.threads is None and settings.device == "cpu":  # share the cores, no oversubscription
         settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
     ctx = mp.get_context("spawn")
@@ -46,7 +48,7 @@ def run_pool(settings: WorkerSettings, workers: int) -> list[WorkerSummary]:
     procs = []
     for i in range(workers):
         child = replace(settings, label=f"w{i}", device=device_for(settings.device, i))
-        proc = ctx.Process(target=_child, args=(child, results), name=f"seqdb-worker-{i}")
+        proc = ctx.Process(target=_child, args=(child, executor, events, results), name=f"seqdb-worker-{i}")
         proc.start()
         procs.append(proc)
 

@@ -10,20 +10,20 @@
         flush metrics, record the outcome if I still own the lease
     end worker
 
-The step that trains is pluggable (`Executor`), so the queue is tested with real processes
-and real databases without a model; the real one is `seqdb.runner.execute.TrainExecutor`.
+The step that trains is an `Executor` object the worker is given (`seqdb.runner.executor`),
+so the queue is tested with real processes and real databases without a model; the real one
+is `seqdb.runner.execute.TrainExecutor`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
 from sqlalchemy.engine import Engine
 
@@ -33,7 +33,8 @@ from seqdb.runner import queue as q
 from seqdb.runner.heartbeat import Heartbeat
 from seqdb.runner.metrics import MetricWriter
 from seqdb.runner.progress import Progress
-from seqdb.runner.reporter import DbReporter, Pruner, ResumePoint, StopFlag, resume_point
+from seqdb.runner.executor import EventSink, Executor, SetupError, TrialRun, no_events
+from seqdb.runner.reporter import DbReporter, StopFlag, resume_point
 from seqdb.runner.retry import log, with_retry
 
 
@@ -51,42 +52,10 @@ class WorkerSettings:
     reap_every_s: float = 2.0
     max_trials: Optional[int] = None
     once: bool = False
-    executor: str = "train"  # "train" | "synthetic"
-    executor_options: dict = field(default_factory=dict)
-    events_path: Optional[str] = None  # JSONL log of claims and finishes (tests, soak)
     label: str = "w0"
     progress: bool = True
     progress_every_s: float = 5.0
     threads: Optional[int] = None  # torch CPU threads of this worker (None: torch's default)
-
-
-@dataclass
-class TrialRun:
-    """What an executor gets for one claimed trial."""
-
-    engine: Engine
-    lease: q.Lease
-    reporter: DbReporter
-    checkpoint_dir: Path
-    resume: Optional[ResumePoint]
-    device: str
-    progress: Progress
-
-
-class Executor(Protocol):
-    def __call__(self, run: TrialRun) -> q.TrialOutcome: ...
-
-    def pruner(self, engine: Engine, lease: q.Lease) -> Optional[Pruner]: ...
-
-
-class SetupError(Exception):
-    """Raised by an executor when the trial cannot even start for a reason that is not the
-    trial's fault (missing dataset, unreadable config): the worker leaves the trial runnable
-    and exits with the cause."""
-
-    def __init__(self, cause: BaseException):
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 @dataclass
@@ -96,34 +65,6 @@ class WorkerSummary:
     by_state: dict = field(default_factory=dict)
     lost_leases: int = 0
     stop_reason: Optional[str] = None
-
-
-def make_executor(settings: WorkerSettings) -> Executor:
-    if settings.executor == "synthetic":
-        from seqdb.runner.synthetic import SyntheticExecutor
-
-        return SyntheticExecutor(**settings.executor_options)
-    if settings.executor == "train":
-        from seqdb.runner.execute import TrainExecutor
-
-        return TrainExecutor(**{"artifacts_root": settings.artifacts_root, **settings.executor_options})
-    raise ValueError(f"unknown executor {settings.executor!r}; allowed: train, synthetic")
-
-
-class EventLog:
-    """Append-only JSONL (one write per line: O_APPEND keeps lines whole across processes)."""
-
-    def __init__(self, path: Optional[str]):
-        self.path = path
-
-    def write(self, **event) -> None:
-        if self.path:
-            line = json.dumps({"t": time.time(), "pid": os.getpid(), **event}) + "\n"
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
 
 
 def install_signal_handlers(stop: StopFlag) -> None:
@@ -148,16 +89,16 @@ def install_signal_handlers(stop: StopFlag) -> None:
 
 
 class WorkerLoop:
-    def __init__(self, settings: WorkerSettings, executor: Optional[Executor] = None, stop: Optional[StopFlag] = None,
-                 ask_next: Optional[Callable[[Engine, int], Optional[int]]] = None):
+    def __init__(self, settings: WorkerSettings, executor: Executor, stop: Optional[StopFlag] = None,
+                 ask_next: Optional[Callable[[Engine, int], Optional[int]]] = None, events: EventSink = no_events):
         self.s = settings
         self.engine = create_engine_for(settings.database_url)
-        self.executor = executor or make_executor(settings)
+        self.executor = executor
         self.stop = stop or StopFlag()
         if ask_next is None:
             from seqdb.search.sampler import ask_next  # TPE / multi-objective studies ask here
         self.ask_next = ask_next
-        self.events = EventLog(settings.events_path)
+        self.event = events
         self.progress = Progress(settings.label, enabled=settings.progress, every_s=settings.progress_every_s)
         self._last_reap = 0.0
 
@@ -185,7 +126,7 @@ class WorkerLoop:
             hb.halt()
             with_retry(lambda: q.end_worker(self.engine, handle.worker_id), what="end worker")
             summary.stop_reason = self.stop.reason
-            self.events.write(kind="exit", worker=handle.worker_id, reason=self.stop.reason)
+            self.event(kind="exit", worker=handle.worker_id, reason=self.stop.reason)
             self.engine.dispose()
         self.progress.say(f"worker {handle.worker_id} done: {summary.trials_done} trials {summary.by_state}"
                           + (f"; stopped ({self.stop.reason})" if self.stop.reason else ""))
@@ -201,7 +142,7 @@ class WorkerLoop:
         if now - self._last_reap >= self.s.reap_every_s:
             self._last_reap = now
             for trial_id, state in with_retry(lambda: q.reap_expired(self.engine), what="reap"):
-                self.events.write(kind="reap", trial=trial_id, state=state)
+                self.event(kind="reap", trial=trial_id, state=state)
                 self.progress.say(f"trial {trial_id}: lease expired, now {state}")
             with_retry(lambda: q.mark_dead_workers(self.engine, silent_for_s=max(3 * self.s.lease_s, 30.0)), what="mark dead workers")
         tries = {"n": 0}
@@ -227,7 +168,7 @@ class WorkerLoop:
     # -- one trial ------------------------------------------------------------------------
     def _run_one(self, lease: q.Lease, summary: WorkerSummary) -> str:
         resume = with_retry(lambda: resume_point(self.engine, lease.trial_id), what="find checkpoint")
-        self.events.write(kind="claim", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt,
+        self.event(kind="claim", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt,
                           resume_step=resume.step if resume else 0)
         lost = self.heartbeat.watch(lease)
         writer = MetricWriter(self.engine, lease)
@@ -244,10 +185,10 @@ class WorkerLoop:
         summary.trials_done += 1
         if not recorded:
             summary.lost_leases += 1
-            self.events.write(kind="lost", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt)
+            self.event(kind="lost", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt)
             self.progress.say(f"trial {lease.trial_id}: lease lost to another worker; its result is not recorded")
             return "lost"
-        self.events.write(kind="finish", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt,
+        self.event(kind="finish", trial=lease.trial_id, worker=lease.worker_id, attempt=lease.attempt,
                           state=outcome.state, step=outcome.step)
         self.progress.end_trial(lease, outcome)
         return outcome.state
@@ -270,16 +211,12 @@ class WorkerLoop:
             return q.TrialOutcome(TrialState.failed.value, error=text)
 
 
-def run_worker(settings: WorkerSettings, executor: Optional[Executor] = None) -> WorkerSummary:
+def run_worker(settings: WorkerSettings, executor: Executor, events: EventSink = no_events) -> WorkerSummary:
     """Run one worker in this process until done or stopped (signals handled)."""
     stop = StopFlag()
     install_signal_handlers(stop)
-    if settings.threads and settings.executor == "train":
+    if settings.threads:
         import torch
 
         torch.set_num_threads(settings.threads)
-    return WorkerLoop(settings, executor, stop).run()
-
-
-def settings_dict(settings: WorkerSettings) -> dict:
-    return asdict(settings)
+    return WorkerLoop(settings, executor, stop, events=events).run()

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from seqdb.config.trial import DataSpec, ModelConfig, TrainingConfig, TrialConfig
 from seqdb.errors import ConfigError
 from seqdb.model.params import ParamCount, param_count
-from seqdb.search.spec import MODEL_OPTION_KEYS, SHAPE_KEYS, TRAINING_KEYS
+from seqdb.config.search import MODEL_OPTION_KEYS, SHAPE_KEYS, TRAINING_KEYS
 
 
 @dataclass

@@ -18,7 +18,7 @@ from optuna.trial import create_trial
 
 from seqdb.db.models import Study
 from seqdb.search.space import Factor, optuna_distributions, optuna_from_config, space_factors
-from seqdb.search.spec import SearchSpec
+from seqdb.config.search import SearchSpec
 
 optuna.logging.set_verbosity(logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional
 import optuna.distributions as od
 
 from seqdb.errors import ConfigError
-from seqdb.search.spec import LINKED_GROUPS, SHAPE_KEYS, Distribution, SearchSpace
+from seqdb.config.search import LINKED_GROUPS, SHAPE_KEYS, Distribution, SearchSpace
 
 SCALARS = (type(None), bool, int, float, str)
 

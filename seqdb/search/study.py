@@ -34,7 +34,7 @@ from seqdb.search.build import BuiltTrial, StudyContext, build_trial, canonical_
 from seqdb.search.space import (
     Factor, ablation_configs, grid_configs, grid_size, sample_configs, shape_label, space_factors,
 )  # fmt: skip
-from seqdb.search.spec import OBJECTIVES, SHAPE_KEYS, TOP_K_OBJECTIVE, SearchSpace, SearchSpec
+from seqdb.config.search import OBJECTIVES, SHAPE_KEYS, TOP_K_OBJECTIVE, SearchSpace, SearchSpec
 
 MAX_GRID = 200_000  # configurations a grid study may expand to
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.views.seed import heartbeat
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "seqdb" / "dashboard" / "app.py")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def _datasets(engine) -> int:
 
 def test_prepare_registers_then_cache_hit_does_no_work(project, engine, setup, monkeypatch):
     name = setup()
-    row = prepare_dataset(engine, project, name, progress=False)
+    row = prepare_dataset(engine, project, name)
     assert row.n_rows == 180 and row.n_sequences == 3 and len(row.content_hash) == 64
     assert set(row.splits) >= {"train", "validation", "test", "gap", "mode"}
     assert row.statistics["real"]["x"]["n"] == row.splits["train"]["rows"]
@@ -44,25 +44,25 @@ def test_prepare_registers_then_cache_hit_does_no_work(project, engine, setup, m
         raise AssertionError("cache hit did work")
 
     monkeypatch.setattr(prep, "read_long", no_work)
-    again = prepare_dataset(engine, project, name, progress=False)
+    again = prepare_dataset(engine, project, name)
     assert again.dataset_id == row.dataset_id and _datasets(engine) == 1
 
 
 def test_any_change_gives_a_new_hash_and_same_settings_share(project, engine, setup):
-    first = prepare_dataset(engine, project, setup(), progress=False)
-    other_ctx = prepare_dataset(engine, project, setup(name="synth-ctx", context_length=6), progress=False)
-    same = prepare_dataset(engine, project, setup(name="synth-same"), progress=False)
+    first = prepare_dataset(engine, project, setup())
+    other_ctx = prepare_dataset(engine, project, setup(name="synth-ctx", context_length=6))
+    same = prepare_dataset(engine, project, setup(name="synth-same"))
     assert other_ctx.content_hash != first.content_hash
     assert same.dataset_id == first.dataset_id  # same file and settings: one dataset
     frame = long_frame().with_columns(pl.when(pl.col("itemPosition") == 110).then(9.0).otherwise(pl.col("x")).alias("x"))
     frame.write_csv(project.root / "data" / "long.csv")
-    changed = prepare_dataset(engine, project, "synth", progress=False)
+    changed = prepare_dataset(engine, project, "synth")
     assert changed.content_hash not in (first.content_hash, other_ctx.content_hash) and _datasets(engine) == 3
 
 
 def test_transform_raw_matches_the_prepared_arrays(project, engine, setup):
     frame = long_frame(seed=3)
-    row = prepare_dataset(engine, project, setup(frame=frame.reverse()), progress=False)  # order does not matter
+    row = prepare_dataset(engine, project, setup(frame=frame.reverse()))  # order does not matter
     data = open_prepared(row.path)
     real, cat, seq_ids, positions = data.transform_raw(frame.with_columns(pl.col("c").replace("d", "new")))
     assert np.allclose(real, data.array("real"), atol=1e-6)
@@ -165,7 +165,7 @@ def test_concurrent_prepares_make_one_folder_and_one_row(project, engine, setup)
 
     def run():
         try:
-            rows.append(prepare_dataset(engine, project, name, progress=False))
+            rows.append(prepare_dataset(engine, project, name))
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def spawn_synthetic(url: str, study_ids: list[int], tmp: Path, *, label: str, lease: float = 2.0, steps: int = 10,
                     step_s: float = 0.0, checkpoint_every: int = 5, events: Path | None = None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "seqdb.runner.synthetic", "--db", url, "--studies", ",".join(map(str, study_ids)),
+    args = [sys.executable, "-m", "seqdb.testing.synthetic", "--db", url, "--studies", ",".join(map(str, study_ids)),
             "--artifacts", str(tmp / "artifacts"), "--lease", str(lease), "--steps", str(steps), "--step-s", str(step_s),
             "--checkpoint-every", str(checkpoint_every), "--label", label, "--quiet"]
     if events is not None:
@@ -135,7 +135,7 @@ class ForkedWorker:
 def _forked_main(argv: list[str]) -> None:
     import signal as _signal
 
-    from seqdb.runner.synthetic import main
+    from seqdb.testing.synthetic import main
 
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
     os._exit(main(argv))

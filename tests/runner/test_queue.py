@@ -13,7 +13,7 @@ from seqdb.db.models import Checkpoint, Metric, Trial, Worker
 from seqdb.runner import queue as q
 from seqdb.runner.metrics import MetricWriter
 from seqdb.runner.reporter import register_checkpoint, resume_point
-from seqdb.runner.synthetic import create_synthetic_study
+from seqdb.testing.synthetic import create_synthetic_study
 from seqdb.train.reporter import CheckpointInfo
 
 

@@ -12,7 +12,7 @@ import time
 import sqlalchemy as sa
 
 from seqdb.db.engine import create_engine_for
-from seqdb.runner.demo import demo_experiment, setup_project
+from seqdb.app.demo import demo_experiment, setup_project
 from tests.runner.harness import ROOT
 
 

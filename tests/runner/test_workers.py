@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from seqdb.db.engine import create_engine_for
 from seqdb.runner.reporter import StopFlag
-from seqdb.runner.synthetic import SyntheticExecutor, create_synthetic_study
+from seqdb.testing.synthetic import SyntheticExecutor, create_synthetic_study
 from seqdb.runner.worker import WorkerLoop, WorkerSettings
+from seqdb.testing.events import EventLog
 from tests.helpers import run_cli
 from tests.runner.harness import (
     assert_metrics_complete,
@@ -159,8 +160,8 @@ def test_worker_rides_out_terminated_postgres_connections(pg_url, tmp_path):
     sid = create_synthetic_study(engine, 6)
     events = tmp_path / "events.jsonl"
     settings = WorkerSettings(database_url=pg_url, study_ids=[sid], artifacts_root=str(tmp_path / "art"), lease_s=20,
-                              heartbeat_s=0.2, executor="synthetic", events_path=str(events), progress=False)
-    loop = WorkerLoop(settings, SyntheticExecutor(steps=40, step_s=0.02, checkpoint_every=4), StopFlag())
+                              heartbeat_s=0.2, progress=False)
+    loop = WorkerLoop(settings, SyntheticExecutor(steps=40, step_s=0.02, checkpoint_every=4), StopFlag(), events=EventLog(str(events)))
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", loop.run()))
     thread.start()

@@ -12,7 +12,7 @@ from seqdb.search.space import (
     ablation_configs, config_from_optuna, grid_configs, grid_size, optuna_distributions, optuna_from_config,
     sample_configs, space_factors,
 )  # fmt: skip
-from seqdb.search.spec import SearchSpace
+from seqdb.config.search import SearchSpace
 
 
 def expand(space: dict) -> list[dict]:

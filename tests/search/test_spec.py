@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from seqdb.errors import ConfigError
-from seqdb.search.spec import SearchSpec
+from seqdb.config.search import SearchSpec
 from seqdb.search.study import search_spec
 
 

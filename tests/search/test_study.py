@@ -17,7 +17,7 @@ from seqdb.model.params import param_count
 from seqdb.search.analysis import importance, pareto_front
 from seqdb.search.pruning import should_prune
 from seqdb.search.sampler import tell
-from seqdb.search.spec import SearchSpace
+from seqdb.config.search import SearchSpace
 from seqdb.search.study import check_space_columns, create_study, objective_values, study_complete
 from tests.search.fixtures import base_spec, experiment_config, register
 

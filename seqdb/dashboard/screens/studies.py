@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard.common import empty, query
+from seqdb.dashboard.common import empty, query
 
 STATES = ["completed", "pruned", "failed", "running", "pending", "stopped"]
 

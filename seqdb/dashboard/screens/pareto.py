@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard.common import empty, query
+from seqdb.dashboard.common import empty, query
 
 st.title("Pareto")
 studies = query("SELECT study_id, name FROM tables.study WHERE json_array_length(objectives) >= 2 ORDER BY study_id")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import TTL_S, empty, query
+from seqdb.dashboard.common import TTL_S, empty, query
 
 st.title("Workers")
 df = query("SELECT name, host, device, state, alive, heartbeat_age_s, study, current_trial_id, current_trial_number, "

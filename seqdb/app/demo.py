@@ -17,12 +17,12 @@ import copy
 import os
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import sqlalchemy as sa
 import yaml
 from rich.table import Table
 
-from seqdb.cli.common import console
 from seqdb.db.engine import create_engine_for, session_scope
 from seqdb.db.models import Budget, Study, Trial
 from seqdb.project import PROJECT_FILE, init_project, load_project
@@ -83,27 +83,38 @@ def setup_project(path: Path, quick: bool, database_url: str | None = None, expe
     return project, engine, exp
 
 
-def run_demo(path: Path, *, quick: bool = False, workers: int = 2, database_url: str | None = None) -> list[dict]:
-    from seqdb.runner.plan import plan_studies
+Say = Callable[[Any], None]
+"""Where the demo's output goes: text lines and rich tables (the CLI passes its console's print)."""
+
+
+def run_demo(path: Path, *, quick: bool = False, workers: int = 2, database_url: str | None = None, say: Say | None = None) -> list[dict]:
+    """Set up the demo project and run its scaling study; returns the per-study table rows."""
+    from seqdb.runner.execute import TrainExecutor
     from seqdb.runner.pool import run_pool
     from seqdb.runner.worker import WorkerSettings
+    from seqdb.search.plan import plan_studies
 
+    if say is None:
+        from rich.console import Console
+
+        say = Console().print
     t0 = time.monotonic()
-    console.print(f"[bold]seqdb demo[/bold]{' --quick' if quick else ''}: project {Path(path).resolve()}")
+    say(f"seqdb demo{' --quick' if quick else ''}: project {Path(path).resolve()}")
     project, engine, exp = setup_project(path, quick, database_url)
-    console.print(f"data: S&P 500 daily ({project.root / 'data' / 'sp500.csv'}); experiment {exp['name']}: "
+    say(f"data: S&P 500 daily ({project.root / 'data' / 'sp500.csv'}); experiment {exp['name']}: "
                   f"budgets {', '.join(exp['budgets'])} x horizons {', '.join(map(str, exp['horizons']))}")
     studies = plan_studies(engine, project, exp["name"], exp["budgets"], exp["horizons"])
-    console.print(f"{len(studies)} studies, {_count_trials(engine, [p.study_id for p in studies])} trials; "
+    say(f"{len(studies)} studies, {_count_trials(engine, [p.study_id for p in studies])} trials; "
                   f"{workers} workers on cpu (setup {time.monotonic() - t0:.0f}s)")
     settings = WorkerSettings(database_url=project.database_url, study_ids=[p.study_id for p in studies],
                               artifacts_root=str(project.artifacts_root), lease_s=30.0, progress_every_s=10.0,
                               threads=max(1, (os.cpu_count() or 1) // workers))
-    run_pool(settings, workers)
+    run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
     rows = scaling_rows(engine, [p.study_id for p in studies])
-    print_scaling_table(rows)
-    print_next_steps(project.root, rows)
-    console.print(f"demo finished in {time.monotonic() - t0:.0f}s")
+    say(scaling_table(rows))
+    for line in next_steps(project.root, rows):
+        say(line)
+    say(f"demo finished in {time.monotonic() - t0:.0f}s")
     engine.dispose()
     return rows
 
@@ -139,7 +150,7 @@ def scaling_rows(engine, study_ids: list[int]) -> list[dict]:  # noqa: ANN001
     return out
 
 
-def print_scaling_table(rows: list[dict]) -> None:
+def scaling_table(rows: list[dict]) -> Table:
     table = Table(title="best validation loss per budget and horizon")
     for col in ("horizon", "budget", "params", "best val loss", "trial", "trials done", "steps"):
         table.add_column(col, justify="right")
@@ -147,10 +158,11 @@ def print_scaling_table(rows: list[dict]) -> None:
         loss = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
         table.add_row(str(r["horizon"]), r["budget"], f"{r['param_count']:,}" if r["param_count"] else "-", loss,
                       str(r["trial_id"] or "-"), f"{r['completed']}/{r['trials']}", str(r["steps"]))
-    console.print(table)
+    return table
 
 
-def print_next_steps(root: Path, rows: list[dict]) -> None:
+def next_steps(root: Path, rows: list[dict]) -> list[str]:
+    """The commands to explore the results, one line each."""
     where = f"--project {root}"
     first = next((r for r in rows if r["trial_id"] is not None), rows[0] if rows else None)
     lines = [
@@ -160,6 +172,4 @@ def print_next_steps(root: Path, rows: list[dict]) -> None:
     ]
     if first is not None:
         lines.insert(1, f"seqdb {where} best --budget {first['budget']} --horizon {first['horizon']}")
-    console.print("explore:")
-    for line in lines:
-        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    return ["explore:", *(f"  {line}" for line in lines)]

@@ -4,7 +4,7 @@ The executor does what the trainer does to the database, without a model: a metr
 step, a small checkpoint file every few steps (written atomically, registered with its
 sha256), resume from the latest registered checkpoint, stop between steps when asked.
 
-    python -m seqdb.runner.synthetic --db URL --studies 1,2 --lease 2 --steps 40 --step-s 0.01
+    python -m seqdb.testing.synthetic --db URL --studies 1,2 --artifacts DIR --lease 2 --steps 40
 runs one such worker (the kill soak starts and SIGKILLs these).
 """
 
@@ -24,7 +24,10 @@ from sqlalchemy.engine import Engine
 from seqdb.db.engine import session_scope
 from seqdb.db.models import Budget, Experiment, Study, Trial
 from seqdb.errors import TrainingError
+from seqdb.runner.executor import TrialRun, no_events
 from seqdb.runner.queue import Lease, TrialOutcome
+from seqdb.runner.worker import WorkerSettings, run_worker
+from seqdb.testing.events import EventLog
 from seqdb.hashing import file_sha256
 from seqdb.train.reporter import CheckpointInfo
 
@@ -38,7 +41,7 @@ class SyntheticExecutor:
     def pruner(self, engine: Engine, lease: Lease):  # noqa: ANN201
         return None
 
-    def __call__(self, run) -> TrialOutcome:  # noqa: ANN001 - a worker.TrialRun
+    def __call__(self, run: TrialRun) -> TrialOutcome:
         step = self._resume_step(run)
         run.progress.total_steps = self.steps
         while step < self.steps:
@@ -53,7 +56,7 @@ class SyntheticExecutor:
                 return TrialOutcome("stopped", step=step)
         return TrialOutcome("completed", best_val_loss=1.0 / self.steps, best_step=self.steps, step=self.steps, epochs_done=1)
 
-    def _resume_step(self, run) -> int:  # noqa: ANN001
+    def _resume_step(self, run: TrialRun) -> int:
         if run.resume is None:
             return 0
         saved = json.loads(Path(run.resume.path).read_text())
@@ -61,7 +64,7 @@ class SyntheticExecutor:
             raise TrainingError(f"{run.resume.path}: checkpoint does not match trial {run.lease.trial_id} step {run.resume.step}")
         return int(saved["step"])
 
-    def _checkpoint(self, run, step: int) -> None:  # noqa: ANN001
+    def _checkpoint(self, run: TrialRun, step: int) -> None:
         run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         path = run.checkpoint_dir / f"step-{step:08d}.json"
         tmp = path.with_suffix(f".tmp-{uuid.uuid4().hex[:6]}")
@@ -92,8 +95,6 @@ def create_synthetic_study(engine: Engine, n_trials: int, *, max_attempts: int =
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from seqdb.runner.worker import WorkerSettings, run_worker
-
     p = argparse.ArgumentParser(description="one synthetic worker (queue tests and benchmarks)")
     p.add_argument("--db", required=True)
     p.add_argument("--studies", required=True, help="comma-separated study ids")
@@ -109,11 +110,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     a = p.parse_args(argv)
     settings = WorkerSettings(
         database_url=a.db, study_ids=[int(x) for x in a.studies.split(",")], artifacts_root=a.artifacts, lease_s=a.lease,
-        poll_s=min(0.2, a.lease / 4), reap_every_s=min(1.0, a.lease / 2), max_trials=a.max_trials, executor="synthetic",
-        executor_options={"steps": a.steps, "step_s": a.step_s, "checkpoint_every": a.checkpoint_every},
-        events_path=a.events, label=a.label, progress=not a.quiet,
+        poll_s=min(0.2, a.lease / 4), reap_every_s=min(1.0, a.lease / 2), max_trials=a.max_trials, label=a.label,
+        progress=not a.quiet,
     )
-    summary = run_worker(settings)
+    executor = SyntheticExecutor(steps=a.steps, step_s=a.step_s, checkpoint_every=a.checkpoint_every)
+    summary = run_worker(settings, executor, EventLog(a.events) if a.events else no_events)
     return 0 if summary.stop_reason is None or summary.stop_reason.startswith(("signal", "stop request")) else 1
 
 

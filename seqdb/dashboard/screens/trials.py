@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard.common import empty, options, query
+from seqdb.dashboard.common import empty, options, query
 
 COLUMNS = ("trial_id, experiment, budget, horizon, number, state, label, param_count, best_val_loss, epochs_done, "
            "d_model, n_layers, n_head, n_kv_heads, d_ff, learning_rate, dropout, batch_size, accumulation, duration_s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from dashboard.common import empty, options, query
+from seqdb.dashboard.common import empty, options, query
 
 st.title("Learning curves")
 metrics = options("SELECT DISTINCT name FROM tables.metric ORDER BY 1")

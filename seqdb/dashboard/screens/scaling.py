@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.common import TTL_S, empty, options, query
+from seqdb.dashboard.common import TTL_S, empty, options, query
 from seqdb.errors import SeqdbError
 from seqdb.views.scaling import HorizonScaling, ScalingPoint, fit_horizon, parse_n
 

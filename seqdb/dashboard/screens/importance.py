@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard.common import TTL_S, empty, query
+from seqdb.dashboard.common import TTL_S, empty, query
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,14 +5,9 @@ Run through `seqdb dashboard [--port]`; read-only over the live database.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 PAGES = Path(__file__).resolve().parent / "screens"  # not pages/, which Streamlit would list itself
 
