@@ -110,7 +110,7 @@ def run_demo(path: Path, *, quick: bool = False, workers: int = 2, database_url:
                               artifacts_root=str(project.artifacts_root), lease_s=30.0, progress_every_s=10.0,
                               threads=max(1, (os.cpu_count() or 1) // workers))
     run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
-    rows = scaling_rows(engine, [p.study_id for p in studies])
+    rows = scaling_rows(engine, project.database_url, exp["name"], [p.study_id for p in studies])
     say(scaling_table(rows))
     for line in next_steps(project.root, rows):
         say(line)
@@ -124,29 +124,30 @@ def _count_trials(engine, study_ids: list[int]) -> int:  # noqa: ANN001
         return s.execute(sa.select(sa.func.count()).select_from(Trial).where(Trial.study_id.in_(study_ids))).scalar_one()
 
 
-def scaling_rows(engine, study_ids: list[int]) -> list[dict]:  # noqa: ANN001
-    """Per study: the best finished trial (lowest best validation loss) and the effort."""
-    out = []
+def scaling_rows(engine, database_url: str, experiment: str, study_ids: list[int]) -> list[dict]:  # noqa: ANN001
+    """Per study: its best trial as the `scaling_points` view defines it (the same answer
+    `seqdb sql` and `seqdb scaling` give) and the effort spent."""
+    from seqdb.views import connect, sql
+
+    with connect(database_url) as vc:
+        points = sql(vc, "SELECT horizon, budget, best_val_loss, trial_id, param_count FROM scaling_points WHERE experiment = ?",
+                     [experiment]).to_pylist()
+    best = {(p["horizon"], p["budget"]): p for p in points}
     with session_scope(engine, write=False) as s:
         studies = s.execute(
-            sa.select(Study.study_id, Study.horizon, Budget.label, Budget.n_params)
-            .join(Budget, Budget.budget_id == Study.budget_id)
-            .where(Study.study_id.in_(study_ids))
+            sa.select(Study.study_id, Study.horizon, Budget.label, Budget.n_params, sa.func.count(Trial.trial_id).label("trials"),
+                      sa.func.count(Trial.trial_id).filter(Trial.state == "completed").label("completed"),
+                      sa.func.coalesce(sa.func.sum(Trial.step), 0).label("steps"))
+            .join(Budget, Budget.budget_id == Study.budget_id).outerjoin(Trial, Trial.study_id == Study.study_id)
+            .where(Study.study_id.in_(study_ids)).group_by(Study.study_id, Study.horizon, Budget.label, Budget.n_params)
             .order_by(Study.horizon, Budget.n_params)
         ).all()
-        for st in studies:
-            trials = s.execute(
-                sa.select(Trial.trial_id, Trial.state, Trial.best_val_loss, Trial.param_count, Trial.step)
-                .where(Trial.study_id == st.study_id)
-            ).all()
-            done = [t for t in trials if t.state in ("completed", "pruned") and t.best_val_loss is not None]
-            best = min(done, key=lambda t: t.best_val_loss) if done else None
-            out.append({
-                "study_id": st.study_id, "budget": st.label, "budget_params": st.n_params, "horizon": st.horizon,
-                "best_val_loss": best.best_val_loss if best else None, "trial_id": best.trial_id if best else None,
-                "param_count": best.param_count if best else None, "trials": len(trials),
-                "completed": sum(t.state == "completed" for t in trials), "steps": sum(t.step or 0 for t in trials),
-            })
+    out = []
+    for st in studies:
+        p = best.get((st.horizon, st.label), {})
+        out.append({"study_id": st.study_id, "budget": st.label, "budget_params": st.n_params, "horizon": st.horizon,
+                    "best_val_loss": p.get("best_val_loss"), "trial_id": p.get("trial_id"), "param_count": p.get("param_count"),
+                    "trials": st.trials, "completed": st.completed, "steps": int(st.steps)})
     return out
 
 
