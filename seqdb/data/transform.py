@@ -33,8 +33,6 @@ def missing_expr(col: str) -> pl.Expr:
 
 def apply_nan_policy(frame: pl.DataFrame, spec: LongSpec, policy: str) -> pl.DataFrame:
     """Error on, or mark as null, every missing real value (filled after the statistics)."""
-    if not spec.real_columns:
-        return frame
     if policy == "error":
         for col in spec.real_columns:
             bad = frame.filter(missing_expr(col))
@@ -45,10 +43,17 @@ def apply_nan_policy(frame: pl.DataFrame, spec: LongSpec, policy: str) -> pl.Dat
                     "allowed: finite numbers, or set data.nan_policy to ffill or zero"
                 )
         return frame
-    marked = [pl.when(missing_expr(c)).then(None).otherwise(pl.col(c)).alias(c) for c in spec.real_columns]
-    frame = frame.with_columns(marked)
+    return mark_missing(frame, spec.real_columns, spec.sequence_column, policy)
+
+
+def mark_missing(frame: pl.DataFrame, columns: list[str], sequence_column: str, policy: str) -> pl.DataFrame:
+    """Missing real values (null, NaN, +-inf) -> null; with `ffill`, the previous value of the
+    same sequence (rows sorted by position). Nulls left become the mean in `normalise`."""
+    if not columns:
+        return frame
+    frame = frame.with_columns([pl.when(missing_expr(c)).then(None).otherwise(pl.col(c)).alias(c) for c in columns])
     if policy == "ffill":
-        frame = frame.with_columns([pl.col(c).forward_fill().over(spec.sequence_column) for c in spec.real_columns])
+        frame = frame.with_columns([pl.col(c).forward_fill().over(sequence_column) for c in columns])
     return frame
 
 
@@ -96,17 +101,30 @@ def build_id_maps(frame: pl.DataFrame, spec: LongSpec, train_mask: np.ndarray, r
 
 
 def encode_categoricals(frame: pl.DataFrame, columns: list[str], maps: dict[str, dict[str, int]]) -> np.ndarray:
-    """int64 [T, n_cat]: mapped ids (missing -> 0, unseen -> 1)."""
+    """int64 [T, n_cat]: mapped ids (missing -> 0, unseen -> 1); values compared as strings."""
     if not columns:
         return np.zeros((frame.height, 0), dtype=np.int64)
     exprs = []
     for c in columns:
-        mapping = maps[c]
-        keys = pl.Series("k", list(mapping), dtype=pl.Utf8)
-        vals = pl.Series("v", list(mapping.values()), dtype=pl.Int64)
-        mapped = pl.col(c).replace_strict(keys, vals, default=OTHER, return_dtype=pl.Int64)
-        exprs.append(pl.when(pl.col(c).is_null()).then(UNKNOWN).otherwise(mapped).alias(c))
+        keys, vals = _map_series(maps[c])
+        text = pl.col(c).cast(pl.Utf8, strict=False)
+        mapped = text.replace_strict(keys, vals, default=OTHER, return_dtype=pl.Int64)
+        exprs.append(pl.when(text.is_null()).then(UNKNOWN).otherwise(mapped).alias(c))
     return frame.select(exprs).to_numpy(order="c").astype(np.int64, copy=False)
+
+
+def count_unseen(frame: pl.DataFrame, columns: list[str], maps: dict[str, dict[str, int]]) -> dict[str, int]:
+    """{column: number of present values the id map does not know} (they were encoded as 1)."""
+    counts = {}
+    for c in columns:
+        text = frame[c].cast(pl.Utf8, strict=False)
+        known = text.is_in(_map_series(maps[c])[0].implode())
+        counts[c] = int((text.is_not_null() & ~known).sum())
+    return counts
+
+
+def _map_series(mapping: dict[str, int]) -> tuple[pl.Series, pl.Series]:
+    return pl.Series("k", list(mapping), dtype=pl.Utf8), pl.Series("v", list(mapping.values()), dtype=pl.Int64)
 
 
 def vocab_size(mapping: dict[str, int]) -> int:

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 import polars as pl
 
+from seqdb.data.transform import count_unseen, encode_categoricals, mark_missing, missing_expr, normalise
 from seqdb.errors import ConfigError, DataError, NotFoundError
 from seqdb.results.onnx_export import CAT_INPUT, EMBEDDING_OUTPUT, REAL_INPUT, TARGET_PREFIX, input_names, output_names, sha256_file
 from seqdb.results.spec import METADATA_KEY, OTHER_ID, UNKNOWN_ID, InferenceSpec
@@ -163,49 +164,33 @@ def read_data(path: Path, spec: InferenceSpec) -> pl.DataFrame:
 
 
 def encode(df: pl.DataFrame, spec: InferenceSpec, source: str = "data") -> Encoded:
-    """Sort by (sequence, position), map categorical values to ids, normalise reals — the
-    same rules as data preparation (missing reals per the nan policy, then the mean)."""
+    """Sort by (sequence, position) and encode with the data layer's functions — the same code
+    that prepared the training data: the nan policy, the training-split normalisation (a
+    missing real becomes the mean) and the stored id maps (unseen -> 1, missing -> 0)."""
     seq, pos = spec.sequence_column, spec.position_column
-    df = df.sort([seq, pos], maintain_order=True)
+    reals, cats = [c.name for c in spec.real_inputs], [c.name for c in spec.cat_inputs]
+    df = df.sort([seq, pos], maintain_order=True).with_columns([pl.col(c).cast(pl.Float64, strict=False) for c in reals])
     if df.select(pl.struct(seq, pos).is_duplicated().any()).item():
         raise DataError(f"{source}: duplicate {pos} within a {seq}; each (sequence, position) must be unique")
+    if spec.nan_policy == "error":
+        _refuse_missing(df, reals, spec, source)
+    df = mark_missing(df, reals, seq, spec.nan_policy)
+    stats = {c.name: {"mean": c.mean, "std": c.std or 1.0} for c in spec.real_inputs}
+    maps = {c.name: c.id_map or {} for c in spec.cat_inputs}
     seq_values = df.get_column(seq)
     change = np.flatnonzero(seq_values.ne_missing(seq_values.shift(1)).fill_null(True).to_numpy())
     offsets = np.append(change, len(df)).astype(np.int64)
-    real = np.zeros((len(df), len(spec.real_inputs)), dtype=np.float32)
-    for j, col in enumerate(spec.real_inputs):
-        real[:, j] = _normalised(df, col, spec, source)
-    cat = np.zeros((len(df), len(spec.cat_inputs)), dtype=np.int64)
-    unknown: dict[str, int] = {}
-    for j, col in enumerate(spec.cat_inputs):
-        cat[:, j], unknown[col.name] = _map_ids(df.get_column(col.name), col.id_map or {})
-    return Encoded(seq_values.gather(change).to_list(), df.get_column(pos).to_numpy(), offsets, real, cat, unknown)
+    real, cat = normalise(df, reals, stats), encode_categoricals(df, cats, maps)
+    return Encoded(seq_values.gather(change).to_list(), df.get_column(pos).to_numpy(), offsets, real, cat, count_unseen(df, cats, maps))
 
 
-def _normalised(df: pl.DataFrame, col, spec: InferenceSpec, source: str) -> np.ndarray:  # noqa: ANN001 - an InputSpec
-    """(x - mean) / std; a missing value is an error (nan policy `error`) or is forward-filled
-    within its sequence (`ffill`) and otherwise read as the training mean (0 normalised)."""
+def _refuse_missing(df: pl.DataFrame, columns: list[str], spec: InferenceSpec, source: str) -> None:
+    """Nan policy `error`: the first real column with a missing or non-finite value fails."""
     seq, pos = spec.sequence_column, spec.position_column
-    x = df.get_column(col.name).cast(pl.Float64, strict=False)
-    x = x.set(~x.is_finite().fill_null(False), None)
-    if x.null_count() and spec.nan_policy == "error":
-        i = int(np.flatnonzero(x.is_null().to_numpy())[0])
-        raise DataError(f"{source}: column {col.name} has {x.null_count()} missing or non-finite value(s) (first at {seq}={df[seq][i]}, {pos}={df[pos][i]}); the model's nan policy is `error`")
-    if x.null_count() and spec.nan_policy == "ffill":
-        x = pl.DataFrame({"s": df.get_column(seq), "x": x}).select(pl.col("x").forward_fill().over("s")).to_series()
-    return ((x - col.mean) / (col.std or 1.0)).fill_null(0.0).to_numpy().astype(np.float32)
-
-
-def _map_ids(values: pl.Series, id_map: dict[str, int]) -> tuple[np.ndarray, int]:
-    """Map values (compared as strings) to ids: missing -> 0, a value the map does not know
-    -> 1 ("other", as rare training values were); returns the ids and how many were unknown."""
-    keys = pl.Series("k", list(id_map.keys()), dtype=pl.String)
-    ids = pl.Series("v", list(id_map.values()), dtype=pl.Int64)
-    text = values.cast(pl.String, strict=False)
-    mapped = text.replace_strict(keys, ids, default=None, return_dtype=pl.Int64)
-    unseen = mapped.is_null() & text.is_not_null()
-    out = mapped.fill_null(OTHER_ID).set(text.is_null(), UNKNOWN_ID)
-    return out.to_numpy().astype(np.int64), int(unseen.sum())
+    for col in columns:
+        bad = df.filter(missing_expr(col))
+        if bad.height:
+            raise DataError(f"{source}: column {col} has {bad.height} missing or non-finite value(s) (first at {seq}={bad[seq][0]}, {pos}={bad[pos][0]}); the model's nan policy is `error`")
 
 
 # --------------------------------------------------------------------------------------
