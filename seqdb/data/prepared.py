@@ -172,6 +172,18 @@ class PreparedData:
         return {0: "<unknown>", 1: "<other>"} | {i: v for v, i in self.id_maps[column].items()}
 
 
+def resolve_dataset_path(path: Path | str, artifacts_root: Path | str | None, project_root: Path | str | None = None) -> Path:
+    """A registered `dataset.path`: absolute as it is; relative, under the artifacts root or
+    else the project root where it exists there; otherwise the path as given."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    for root in (artifacts_root, project_root):
+        if root is not None and (Path(root) / p).exists():
+            return Path(root) / p
+    return p
+
+
 def open_prepared(path: Path | str) -> PreparedData:
     """Open a prepared dataset folder (as registered in `dataset.path`)."""
     return PreparedData(path)

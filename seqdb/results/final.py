@@ -27,7 +27,9 @@ import torch
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from seqdb.config.study import study_config
 from seqdb.config.trial import DataSpec, TrialConfig
+from seqdb.data.prepared import resolve_dataset_path
 from seqdb.db.engine import session_scope
 from seqdb.db.models import FINISHED_STATES, Artifact, Checkpoint, Dataset, Metric, Study, Trial, TrialState
 from seqdb.errors import NotFoundError, TrainingError
@@ -104,11 +106,10 @@ def _never_prune(s, study_id: int) -> None:  # noqa: ANN001 - a Session
     """A final run is trained to the end (early stopping aside): the final study gets no pruner,
     whatever the search used."""
     study = s.get(Study, study_id)
-    search = dict((study.config or {}).get("search") or {})
-    pruner = search.get("pruner")
-    if study.pruner != "none" or (isinstance(pruner, dict) and pruner.get("name") != "none") or isinstance(pruner, str) and pruner != "none":
-        search["pruner"] = {**(pruner if isinstance(pruner, dict) else {}), "name": "none"}
-        study.config = {**study.config, "search": search}
+    config = study_config(study)
+    if study.pruner != "none" or config.search.pruner.name != "none":
+        search = config.search.model_copy(update={"pruner": config.search.pruner.model_copy(update={"name": "none"})})
+        study.config = config.model_copy(update={"search": search}).model_dump(mode="json")
         study.pruner = "none"
 
 
@@ -180,12 +181,8 @@ def dataset_folder(engine: Engine, project, study_id: int) -> Path:  # noqa: ANN
         dataset = s.get(Dataset, study.dataset_id) if study.dataset_id is not None else None
         if dataset is None:
             raise NotFoundError(f"study {study.name}: no prepared dataset recorded; run `seqdb data prepare`")
-        path = Path(dataset.path)
-    if not path.is_absolute():
-        for root in (project.artifacts_root, project.root):
-            if (Path(root) / path).exists():
-                return Path(root) / path
-    return path
+        path = dataset.path
+    return resolve_dataset_path(path, project.artifacts_root, project.root)
 
 
 def inference_spec(data, data_spec: DataSpec, source: dict) -> InferenceSpec:  # noqa: ANN001 - a PreparedData

@@ -21,14 +21,6 @@ from seqdb.runner.queue import Lease, TrialOutcome
 from seqdb.runner.executor import SetupError, TrialRun
 
 
-def dataset_dir(path: str, artifacts_root: str) -> str:
-    """A registered dataset path: absolute, or relative to the artifacts root."""
-    p = Path(path)
-    if p.is_absolute() or not (Path(artifacts_root) / p).exists():
-        return str(p)
-    return str(Path(artifacts_root) / p)
-
-
 class TrainExecutor:
     def __init__(self, artifacts_root: str = "artifacts"):
         self.artifacts_root = artifacts_root
@@ -47,14 +39,14 @@ class TrainExecutor:
     def windows(self, engine: Engine, study_id: int, horizon: int):  # noqa: ANN201
         key = (study_id, horizon)
         if key not in self._windows:
-            from seqdb.data.prepared import open_prepared
+            from seqdb.data.prepared import open_prepared, resolve_dataset_path
 
             with session_scope(engine, write=False) as s:
                 study = s.get(Study, study_id)
                 dataset = s.get(Dataset, study.dataset_id) if study.dataset_id else None
             if dataset is None:
                 raise DataError(f"study {study_id} has no prepared dataset; run `seqdb data prepare`")
-            prepared = open_prepared(dataset_dir(dataset.path, self.artifacts_root))
+            prepared = open_prepared(resolve_dataset_path(dataset.path, self.artifacts_root))
             self._windows[key] = (prepared.windows("train", horizon), prepared.windows("validation", horizon))
         return self._windows[key]
 
@@ -118,4 +110,4 @@ def latency_ms(cfg, checkpoint: Path, val_set, device: str, repeats: int = 20) -
     return float(sorted(times[3:])[len(times[3:]) // 2])
 
 
-__all__ = ["TrainExecutor", "dataset_dir", "latency_ms", "total_steps"]
+__all__ = ["TrainExecutor", "latency_ms", "total_steps"]

@@ -376,7 +376,7 @@ def _ensure_architectures(s: Session, budget_id: int, architectures: list[dict])
 def ensure_study(engine: Engine, project: Any, experiment_name: str, budget: str | int, horizon: int, *, kind: str = "search") -> Study:
     """The study of (experiment, budget, horizon), created with its trials if missing."""
     from seqdb.data.prepare import prepare_dataset
-    from seqdb.data.prepared import open_prepared
+    from seqdb.data.prepared import open_prepared, resolve_dataset_path
     from seqdb.experiment.registry import get_experiment
 
     experiment, cfg = get_experiment(engine, experiment_name)
@@ -388,20 +388,8 @@ def ensure_study(engine: Engine, project: Any, experiment_name: str, budget: str
     if existing is not None:
         return existing
     dataset = prepare_dataset(engine, project, experiment_name)
-    base_spec = open_prepared(_dataset_path(project, dataset.path)).data_spec(horizon)
+    base_spec = open_prepared(resolve_dataset_path(dataset.path, getattr(project, "artifacts_root", None), getattr(project, "root", None))).data_spec(horizon)
     return create_study(engine, experiment, cfg, budget, horizon, base_spec, dataset_id=dataset.dataset_id, kind=kind)
-
-
-def _dataset_path(project: Any, path: str) -> str:
-    from pathlib import Path
-
-    p = Path(path)
-    if p.is_absolute() or project is None:
-        return str(p)
-    for root in (getattr(project, "artifacts_root", None), getattr(project, "root", None)):
-        if root is not None and (Path(root) / p).exists():
-            return str(Path(root) / p)
-    return str(p)
 
 
 def get_study(engine: Engine, study_id_or_name: int | str) -> Study:
