@@ -9,16 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from seqdb.db.engine import session_scope
+from seqdb.db.lookup import find_or_raise
 from seqdb.db.models import Study, Trial
-from seqdb.errors import NotFoundError
 from seqdb.search.optuna_view import build_optuna_study
 
 
 def _load(engine: Engine, study_id: int, states: tuple[str, ...]) -> tuple[Study, list]:
     with session_scope(engine, write=False) as s:
-        study = s.get(Study, study_id)
-        if study is None:
-            raise NotFoundError(f"study {study_id} does not exist")
+        study = find_or_raise(s, Study, study_id)
         rows = s.execute(
             sa.select(Trial.trial_id, Trial.number, Trial.state, Trial.params, Trial.values, Trial.best_val_loss,
                       Trial.best_step, Trial.label, Trial.param_count)

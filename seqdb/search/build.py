@@ -3,46 +3,24 @@
 `StudyContext` holds what every trial of one study shares (the experiment's training and
 model defaults, the epoch limit, the budget, the base `DataSpec`, the budget's
 architectures); `build_trial(ctx, params)` applies the searched parameters on top and counts
-the parameters exactly. The context is stored in `study.config["context"]`, so a sampler in
-any process rebuilds trials exactly as the study's creator did.
+the parameters exactly. The context is stored in the study's typed config
+(`seqdb.config.study.StudyConfig.context`), so a sampler in any process rebuilds trials
+exactly as the study's creator did.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional
 
 from pydantic import ValidationError
 
+from seqdb.config.study import StudyContext
 from seqdb.config.trial import DataSpec, ModelConfig, TrainingConfig, TrialConfig
 from seqdb.errors import ConfigError
 from seqdb.model.params import ParamCount, param_count
 from seqdb.config.search import MODEL_OPTION_KEYS, SHAPE_KEYS, TRAINING_KEYS
-
-
-@dataclass
-class StudyContext:
-    experiment: str
-    budget: str  # label as written: "2M"
-    n_params: int
-    tolerance: float
-    horizon: int
-    seed: int
-    max_epochs: int
-    training: dict  # the experiment's TrainingConfig fields
-    data_spec: dict  # the full DataSpec (every input column) as JSON
-    architectures: list[dict] = field(default_factory=list)  # {"architecture": ordinal, shape..., "config": model dict}
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "StudyContext":
-        return cls(**data)
-
-    def in_budget(self, total: int) -> bool:
-        return self.n_params * (1 - self.tolerance) <= total <= self.n_params * (1 + self.tolerance)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from optuna.trial import create_trial
 from seqdb.db.models import Study
 from seqdb.search.space import Factor, optuna_distributions, optuna_from_config, space_factors
 from seqdb.config.search import SearchSpec
+from seqdb.config.study import study_config
 
 optuna.logging.set_verbosity(logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -34,13 +35,13 @@ STATE_MAP = {
 
 
 def study_spec(study: Study) -> SearchSpec:
-    return SearchSpec.model_validate(study.config["search"])
+    return study_config(study).search
 
 
 def study_factors(study: Study) -> list[Factor]:
     """The factors of a stored study (architecture options from its stored context)."""
-    spec = study_spec(study)
-    archs = study.config["context"]["architectures"]
+    config = study_config(study)
+    spec, archs = config.search, config.context.architectures
     options = [{"architecture": a["architecture"], **{k: a[k] for k in ("d_model", "n_head", "n_layers", "d_ff", "n_kv_heads")}} for a in archs]
     return space_factors(spec.space, options)
 

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from seqdb.db.engine import session_scope
+from seqdb.db.lookup import find_or_raise
 from seqdb.db.models import Metric, Study, Trial
-from seqdb.errors import NotFoundError
 from seqdb.search.optuna_view import STATE_MAP, study_spec
 
 VAL_METRIC = "val_loss"
@@ -37,9 +37,7 @@ def make_pruner(study: Study) -> optuna.pruners.BasePruner:
 
 def _curves(engine: Engine, study_id: int) -> tuple[Study, list, dict[int, dict[int, float]]]:
     with session_scope(engine, write=False) as s:
-        study = s.get(Study, study_id)
-        if study is None:
-            raise NotFoundError(f"study {study_id} does not exist")
+        study = find_or_raise(s, Study, study_id)
         trials = s.execute(
             sa.select(Trial.trial_id, Trial.number, Trial.state, Trial.values, Trial.best_val_loss)
             .where(Trial.study_id == study_id).order_by(Trial.number)
@@ -58,9 +56,7 @@ def _curves(engine: Engine, study_id: int) -> tuple[Study, list, dict[int, dict[
 def should_prune(engine: Engine, study_id: int, trial_id: int, step: int, val_loss: float) -> bool:
     """True when the study's pruner says this trial should stop at `step`."""
     with session_scope(engine, write=False) as s:
-        study = s.get(Study, study_id)
-        if study is None:
-            raise NotFoundError(f"study {study_id} does not exist")
+        study = find_or_raise(s, Study, study_id)
     if study_spec(study).pruner.name == "none":
         return False
     study, trials, curves = _curves(engine, study_id)

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 
+from seqdb.config.study import Effort, study_config
 from seqdb.db.engine import session_scope
+from seqdb.db.lookup import find_or_raise
 from seqdb.db.models import Budget, Experiment, Study, Trial, TrialState
-from seqdb.errors import NotFoundError
 from seqdb.search.study import get_study
 
 STATES = [s.value for s in TrialState]
@@ -33,7 +34,7 @@ class StudySummary:
     counts: dict[str, int] = field(default_factory=dict)
     best: Optional[dict] = None  # trial_id, number, value (first objective), params, label
     epochs_done: int = 0
-    effort: dict = field(default_factory=dict)
+    effort: Effort = field(default_factory=Effort)
     stats: dict = field(default_factory=dict)
     siblings: list[dict] = field(default_factory=list)  # other budgets of the experiment: budget, horizon, n_trials, max_epochs
 
@@ -58,6 +59,7 @@ def _best(s: Any, study: Study) -> Optional[dict]:
 
 def summarize(engine: Engine, study_id_or_name: int | str) -> StudySummary:
     study = get_study(engine, study_id_or_name)
+    config = study_config(study)
     with session_scope(engine, write=False) as s:
         budget = s.get(Budget, study.budget_id)
         experiment = s.get(Experiment, study.experiment_id)
@@ -74,14 +76,14 @@ def summarize(engine: Engine, study_id_or_name: int | str) -> StudySummary:
         study_id=study.study_id, name=study.name, experiment=experiment.name, budget=budget.label, horizon=study.horizon,
         strategy=study.strategy, n_trials=study.n_trials, max_epochs=study.max_epochs, pruner=study.pruner,
         state=study.state, objectives=study.objectives, counts=counts, best=best, epochs_done=int(epochs),
-        effort=(study.config or {}).get("effort", {}), stats=(study.config or {}).get("stats", {}),
+        effort=config.effort, stats=config.stats,
         siblings=[{"study_id": r[0], "budget": r[1], "horizon": r[2], "n_trials": r[3], "max_epochs": r[4]} for r in siblings],
     )  # fmt: skip
 
 
 def effort_line(summary: StudySummary) -> str:
     """One sentence on equal effort across the experiment's budgets."""
-    equal = summary.effort.get("equal_effort", True)
+    equal = summary.effort.equal_effort
     mine = (summary.n_trials, summary.max_epochs)
     others = {(o["n_trials"], o["max_epochs"]) for o in summary.siblings}
     base = f"{summary.n_trials} trials x up to {summary.max_epochs} epochs"
@@ -116,9 +118,7 @@ def export_trial(engine: Engine, trial_id: int, *, as_yaml: bool = True) -> str:
     import json
 
     with session_scope(engine, write=False) as s:
-        trial = s.get(Trial, trial_id)
-        if trial is None:
-            raise NotFoundError(f"trial {trial_id} does not exist; see `seqdb trial list --study ...`")
+        trial = find_or_raise(s, Trial, trial_id)
         config = dict(trial.config)
     if not as_yaml:
         return json.dumps(config, indent=2, sort_keys=False)

@@ -18,9 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from seqdb.db.engine import is_sqlite, session_scope
+from seqdb.db.lookup import find_or_raise
 from seqdb.db.models import Study, Trial, TrialState, utcnow
-from seqdb.errors import ConfigError, NotFoundError
-from seqdb.search.build import StudyContext, build_trial
+from seqdb.errors import ConfigError
+from seqdb.config.study import StudyContext, study_config
+from seqdb.search.build import build_trial
 from seqdb.search.optuna_view import build_optuna_study, frozen_trial, study_spec
 from seqdb.search.space import config_from_optuna, draw
 from seqdb.search.study import trial_row
@@ -34,7 +36,7 @@ LOCK_STUDY_SQL = sa.text("SELECT study_id FROM study WHERE study_id = :study_id 
 
 def make_sampler(study: Study, n_existing: int) -> optuna.samplers.BaseSampler:
     spec = study_spec(study)
-    seed = int(study.config["context"]["seed"]) + n_existing
+    seed = study_config(study).context.seed + n_existing
     if spec.strategy == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     kwargs: dict[str, Any] = {"seed": seed, "constant_liar": True, "multivariate": True}
@@ -57,9 +59,7 @@ def _ask_locked(engine: Engine, study_id: int) -> Optional[int]:
     with session_scope(engine) as s:
         if not is_sqlite(engine):
             s.execute(LOCK_STUDY_SQL, {"study_id": study_id})
-        study = s.get(Study, study_id)
-        if study is None:
-            raise NotFoundError(f"study {study_id} does not exist")
+        study = find_or_raise(s, Study, study_id)
         if not study_spec(study).is_sampled or study.kind != "search":
             return None
         rows = s.execute(
@@ -73,8 +73,7 @@ def _ask_locked(engine: Engine, study_id: int) -> Optional[int]:
         if built is None:  # nothing new left in the space: the study ends with what it has
             s.execute(sa.update(Study).where(Study.study_id == study_id).values(state="complete", n_trials=len(rows)))
             return None
-        arch_ids = {a["architecture"]: a.get("architecture_id") for a in study.config["context"]["architectures"]}
-        row = trial_row(study_id, len(rows), built, arch_ids)
+        row = trial_row(study_id, len(rows), built, study_config(study).context.architecture_ids())
         trial_id = s.execute(sa.insert(Trial.__table__).values(**row).returning(Trial.trial_id)).scalar_one()
         view.known[trial_id] = (view.last_asked, "pending")
         return trial_id
@@ -133,7 +132,7 @@ def _reopened(view: _View, by_id: dict) -> bool:
 
 def _choose(study: Study, rows: list, view: _View) -> Optional[Any]:
     """Ask Optuna until it proposes a valid, in-budget configuration not in the study."""
-    ctx = StudyContext.from_json(study.config["context"])
+    ctx = study_config(study).context
     seen = {r.config_hash for r in rows}
     ostudy, factors, distributions = view.ostudy, view.factors, view.distributions
     ostudy.sampler = make_sampler(study, len(rows))

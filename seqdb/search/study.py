@@ -24,13 +24,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from seqdb.config.study import Effort, StudyConfig, StudyContext
 from seqdb.config.trial import DataSpec, ModelConfig, TrialConfig
 from seqdb.db.engine import session_scope
+from seqdb.db.lookup import find_or_raise
 from seqdb.db.models import Architecture, Budget, Experiment, Study, Trial, TrialState, utcnow
-from seqdb.errors import ConfigError, NotFoundError
+from seqdb.errors import ConfigError
 from seqdb.experiment.budgets import format_budget, parse_budget
 from seqdb.model.params import param_count
-from seqdb.search.build import BuiltTrial, StudyContext, build_trial, canonical_attention, subset_spec
+from seqdb.search.build import BuiltTrial, build_trial, canonical_attention, subset_spec
 from seqdb.search.space import (
     Factor, ablation_configs, grid_configs, grid_size, sample_configs, shape_label, space_factors,
 )  # fmt: skip
@@ -312,11 +314,10 @@ def write_plan(s: Session, experiment_id: int, plan: StudyPlan, dataset_id: Opti
         name=study_name(ctx.experiment, ctx.budget, ctx.horizon, kind), strategy=spec.strategy if kind == "search" else kind,
         n_trials=plan.n_trials, max_epochs=max_epochs, pruner=spec.pruner.name, kind=kind, dataset_id=dataset_id,
         objectives=[{"name": o.name, "direction": o.direction} for o in spec.objectives],
-        config={
-            "search": spec.model_dump(mode="json"), "context": ctx.to_json(), "stats": plan.stats,
-            "factors": [f.name for f in plan.factors],
-            "effort": {"equal_effort": spec.equal_effort, "n_trials": plan.n_trials, "max_epochs": max_epochs},
-        },
+        config=StudyConfig(
+            search=spec, context=ctx, stats=plan.stats, factors=[f.name for f in plan.factors],
+            effort=Effort(equal_effort=spec.equal_effort, n_trials=plan.n_trials, max_epochs=max_epochs),
+        ).model_dump(mode="json"),
     )  # fmt: skip
     s.add(study)
     s.flush()
@@ -393,14 +394,12 @@ def ensure_study(engine: Engine, project: Any, experiment_name: str, budget: str
 
 
 def get_study(engine: Engine, study_id_or_name: int | str) -> Study:
+    """The study by id (an int or a string of digits) or by name."""
+    key = study_id_or_name
     with session_scope(engine, write=False) as s:
-        if isinstance(study_id_or_name, int) or str(study_id_or_name).isdigit():
-            study = s.get(Study, int(study_id_or_name))
-        else:
-            study = s.execute(sa.select(Study).where(Study.name == str(study_id_or_name))).scalars().first()
-    if study is None:
-        raise NotFoundError(f"study {study_id_or_name!r} does not exist; see `seqdb study list`")
-    return study
+        if isinstance(key, int) or str(key).isdigit():
+            return find_or_raise(s, Study, int(key))
+        return find_or_raise(s, Study, str(key), column=Study.name)
 
 
 def study_complete(engine: Engine, study_id: int) -> bool:
@@ -408,9 +407,7 @@ def study_complete(engine: Engine, study_id: int) -> bool:
     (tpe / nsga2: n_trials created and all finished)."""
     finished = ("completed", "pruned", "failed")
     with session_scope(engine, write=False) as s:
-        study = s.get(Study, study_id)
-        if study is None:
-            raise NotFoundError(f"study {study_id} does not exist")
+        study = find_or_raise(s, Study, study_id)
         rows = s.execute(sa.select(Trial.state, sa.func.count()).where(Trial.study_id == study_id).group_by(Trial.state)).all()
     counts = dict(rows)
     total = sum(counts.values())

@@ -12,6 +12,7 @@ from seqdb.db.engine import create_engine_for, session_scope
 from seqdb.db.models import Study, Trial
 from seqdb.search.sampler import ask_next, tell
 from seqdb.search.study import create_study, study_complete
+from seqdb.config.study import study_config
 from tests.search.fixtures import base_spec, experiment_config, register
 
 N_WORKERS, N_TRIALS = 4, 24
@@ -96,7 +97,7 @@ def test_asks_are_reproducible_and_multi_objective_nsga2(engine):
 def test_small_space_is_exhausted_then_the_study_completes(engine):
     cfg = experiment_config({"strategy": "tpe", "n_trials": 50, "space": {"dropout": [0.0, 0.1, 0.2]}}, budgets=["20k"])
     study = create_study(engine, register(engine, cfg), cfg, "20k", 1, base_spec())
-    n_arch = len(study.config["context"]["architectures"])
+    n_arch = len(study_config(study).context.architectures)
     asked = []
     while (tid := ask_next(engine, study.study_id)) is not None:
         asked.append(tid)

@@ -19,6 +19,7 @@ from seqdb.search.pruning import should_prune
 from seqdb.search.sampler import tell
 from seqdb.config.search import SearchSpace
 from seqdb.search.study import check_space_columns, create_study, objective_values, study_complete
+from seqdb.config.study import study_config
 from tests.search.fixtures import base_spec, experiment_config, register
 
 GRID = {
@@ -43,7 +44,7 @@ def test_grid_study_trials_are_complete_valid_unique_and_in_budget(engine):
     trials = trials_of(engine, study.study_id)
     with session_scope(engine, write=False) as s:
         archs = list(s.execute(sa.select(Architecture).order_by(Architecture.ordinal)).scalars())
-    stats = study.config["stats"]
+    stats = study_config(study).stats
     assert stats["expanded"] == len(archs) * 2 * 2 * 2 * 2 * 2
     # weekday's embedding size is irrelevant when weekday is not an input: those collapse
     assert len(trials) == study.n_trials == stats["expanded"] - stats["duplicates"] - stats["out_of_budget"]
@@ -82,7 +83,7 @@ def test_sample_and_equal_effort_across_budgets(engine):
     a = create_study(engine, exp, cfg, "20k", 1, base_spec())
     b = create_study(engine, exp, cfg, "60k", 1, base_spec())
     assert (a.n_trials, a.max_epochs) == (b.n_trials, b.max_epochs) == (5, 3)
-    assert len(trials_of(engine, a.study_id)) == 5 and a.config["effort"]["equal_effort"]
+    assert len(trials_of(engine, a.study_id)) == 5 and study_config(a).effort.equal_effort
 
 
 def test_ablation_labels_and_baseline(engine):
@@ -93,7 +94,7 @@ def test_ablation_labels_and_baseline(engine):
     study = create_study(engine, register(engine, cfg), cfg, "60k", 1, base_spec())
     trials = trials_of(engine, study.study_id)
     labels = [t.label for t in trials]
-    n_arch = len(study.config["context"]["architectures"])
+    n_arch = len(study_config(study).context.architectures)
     assert labels[0] == "baseline" and len(trials) == 1 + 2 + 1 + (n_arch - 1) and n_arch > 1
     assert {"dropout=0", "dropout=0.2", "weight_decay=0.01"} <= set(labels)
     assert sum(label.startswith("architecture=d") for label in labels) == n_arch - 1
