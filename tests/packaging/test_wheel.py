@@ -4,6 +4,7 @@ package, so a plain (non-editable) install can migrate, run the demo and serve t
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +25,11 @@ def installed(tmp_path_factory) -> Path:
     come from this environment's site-packages through a .pth line (not its .pth files, so the
     editable install of the checkout stays invisible)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(ROOT)],
+    src = tmp / "src"  # build from a copy: the checkout gets no build/ or egg-info
+    shutil.copytree(ROOT / "seqdb", src / "seqdb", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(src)],
                    check=True, capture_output=True, text=True, cwd=tmp)
     wheel = next((tmp / "dist").glob("seqdb-*.whl"))
     venv = tmp / "venv"
