@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -24,6 +24,13 @@ import sys
 _WIDTH = None if sys.stdout.isatty() else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True)
+
+
+# The options that name one study, declared once: `budget: BudgetOption, horizon:
+# HorizonOption, experiment: ExperimentOption = None`.
+BudgetOption = Annotated[str, typer.Option("--budget", help="Parameter budget of the study, e.g. 20M, 500k.")]
+HorizonOption = Annotated[int, typer.Option("--horizon", help="Prediction horizon of the study.")]
+ExperimentOption = Annotated[Optional[str], typer.Option("--experiment", help="Experiment name (default: the only one that fits).")]
 
 
 @dataclass

@@ -10,14 +10,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from seqdb.cli.common import console, err_console, open_db
+from seqdb.cli.common import BudgetOption, ExperimentOption, HorizonOption, console, err_console, open_db
 
 
 def best(
     ctx: typer.Context,
-    budget: str = typer.Option(..., "--budget", help="Parameter budget of the study, e.g. 20M, 500k."),
-    horizon: int = typer.Option(..., "--horizon", help="Prediction horizon of the study."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="Experiment name (default: the only one with such a study)."),
+    budget: BudgetOption,
+    horizon: HorizonOption,
+    experiment: ExperimentOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the result as JSON to this file (best_params.json)."),
 ) -> None:
@@ -59,9 +59,9 @@ def _print_best(r) -> None:  # noqa: ANN001 - a BestTrial
 
 def train(
     ctx: typer.Context,
-    budget: str = typer.Option(..., "--budget", help="Parameter budget of the study, e.g. 20M, 500k."),
-    horizon: int = typer.Option(..., "--horizon", help="Prediction horizon of the study."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="Experiment name (default: the only one with such a study)."),
+    budget: BudgetOption,
+    horizon: HorizonOption,
+    experiment: ExperimentOption = None,
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs of the final training (default: the experiment's training.max_epochs)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     resamples: int = typer.Option(1000, "--resamples", min=10, help="Bootstrap resamples of the test report."),
@@ -85,9 +85,9 @@ def train(
 
 def report(
     ctx: typer.Context,
-    budget: str = typer.Option(..., "--budget", help="Parameter budget of the study, e.g. 20M, 500k."),
-    horizon: int = typer.Option(..., "--horizon", help="Prediction horizon of the study."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="Experiment name (default: the only one with such a study)."),
+    budget: BudgetOption,
+    horizon: HorizonOption,
+    experiment: ExperimentOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """The test-set report of the final model (written by `seqdb train`)."""

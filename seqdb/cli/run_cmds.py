@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from seqdb.cli.common import console, open_db
+from seqdb.cli.common import BudgetOption, ExperimentOption, HorizonOption, console, open_db
 from seqdb.errors import ConfigError
 
 worker_app = typer.Typer(help="Workers registered in the database.", no_args_is_help=True)
@@ -16,9 +16,9 @@ worker_app = typer.Typer(help="Workers registered in the database.", no_args_is_
 
 def run(
     ctx: typer.Context,
-    budget: str = typer.Option(..., "--budget", help="Parameter budget of the study, e.g. 20M, 500k."),
-    horizon: int = typer.Option(..., "--horizon", help="Prediction horizon of the study."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="Experiment name (default: the only one registered)."),
+    budget: BudgetOption,
+    horizon: HorizonOption,
+    experiment: ExperimentOption = None,
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this host (one per GPU with --device cuda)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     max_trials: Optional[int] = typer.Option(None, "--max-trials", min=1, help="Stop each worker after this many trials."),

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from seqdb.cli.common import console, open_db
+from seqdb.cli.common import BudgetOption, ExperimentOption, HorizonOption, console, open_db
 from seqdb.errors import ConfigError
 
 study_app = typer.Typer(help="Studies: one search per (experiment, budget, horizon).", no_args_is_help=True)
@@ -25,9 +25,9 @@ def _pick_experiment(engine, name: Optional[str]) -> str:  # noqa: ANN001
 @study_app.command("create")
 def create(
     ctx: typer.Context,
-    budget: str = typer.Option(..., "--budget", help="Parameter budget of the experiment, e.g. 20M."),
-    horizon: int = typer.Option(..., "--horizon", help="Prediction horizon of the experiment."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="Experiment name (default: the only one registered)."),
+    budget: BudgetOption,
+    horizon: HorizonOption,
+    experiment: ExperimentOption = None,
 ) -> None:
     """Create the study (budget, architectures, pending trials); a no-op when it exists."""
     from seqdb.search.report import effort_line, summarize

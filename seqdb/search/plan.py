@@ -40,14 +40,17 @@ def pick_experiment(engine: Engine, name: str | None) -> str:
 
 
 def plan_studies(engine: Engine, project: Project, experiment: str, budgets: list[str], horizons: list[int]) -> list[PlannedStudy]:
-    """Prepare the experiment's data, then ensure one study per (budget, horizon)."""
+    """Check every (budget, horizon) against the experiment, prepare its data once, then
+    ensure one study per pair."""
     from seqdb.data.prepare import prepare_dataset
-    from seqdb.search.study import ensure_study
+    from seqdb.experiment.registry import get_experiment
+    from seqdb.search.study import ensure_study_for, study_key
 
-    prepare_dataset(engine, project, experiment)
+    row, cfg = get_experiment(engine, experiment)
+    keys = [(budget, study_key(cfg, budget, horizon)) for budget in budgets for horizon in horizons]
+    dataset = prepare_dataset(engine, project, experiment)
     planned = []
-    for budget in budgets:
-        for horizon in horizons:
-            study = ensure_study(engine, project, experiment, budget, horizon)
-            planned.append(PlannedStudy(study.study_id, study.name, budget, horizon))
+    for budget, key in keys:
+        study = ensure_study_for(engine, project, row, cfg, key, dataset=dataset)
+        planned.append(PlannedStudy(study.study_id, study.name, budget, key.horizon))
     return planned

@@ -28,7 +28,7 @@ from seqdb.config.study import Effort, StudyConfig, StudyContext
 from seqdb.config.trial import DataSpec, ModelConfig, TrialConfig
 from seqdb.db.engine import session_scope
 from seqdb.db.lookup import find_or_raise
-from seqdb.db.models import Architecture, Budget, Experiment, Study, Trial, TrialState, utcnow
+from seqdb.db.models import Architecture, Budget, Dataset, Experiment, Study, Trial, TrialState, utcnow
 from seqdb.errors import ConfigError
 from seqdb.experiment.budgets import format_budget, parse_budget
 from seqdb.model.params import param_count
@@ -158,25 +158,22 @@ def _arch_option(arch: dict) -> dict:
     return {"architecture": arch["architecture"], **{k: arch[k] for k in SHAPE_KEYS}}
 
 
-def plan_study(cfg: Any, budget: str | int, horizon: int, base_spec: DataSpec, *, kind: str = "search") -> StudyPlan:
+def plan_study(cfg: Any, key: StudyKey, base_spec: DataSpec, *, kind: str = "search") -> StudyPlan:
     """Everything a study needs, computed without touching the database."""
     spec = search_spec(cfg)
-    label, n_params = resolve_budget(cfg, budget)
-    if horizon not in cfg.horizons:
-        raise ConfigError(f"horizon {horizon} is not a horizon of experiment {cfg.name}; allowed: {', '.join(map(str, cfg.horizons))}")
     check_space_columns(spec.space, dict(cfg.data.columns))
     training = _dump(cfg.training)
     ctx = StudyContext(
-        experiment=cfg.name, budget=label, n_params=n_params, tolerance=cfg.tolerance, horizon=horizon,
+        experiment=cfg.name, budget=key.budget, n_params=key.n_params, tolerance=cfg.tolerance, horizon=key.horizon,
         seed=spec.seed if spec.seed is not None else cfg.seed,
-        max_epochs=spec.epochs_for(label, training.get("max_epochs", 10)),
+        max_epochs=spec.epochs_for(key.budget, training.get("max_epochs", 10)),
         training=training, data_spec=base_spec.model_dump(mode="json"),
     )  # fmt: skip
-    ctx.architectures = budget_architectures(cfg, spec, n_params, base_spec)
+    ctx.architectures = budget_architectures(cfg, spec, key.n_params, base_spec)
     factors = space_factors(spec.space, [_arch_option(a) for a in ctx.architectures])
     plan = StudyPlan(ctx, spec, factors, [], 0, {"grid_size": grid_size_or_none(factors)})
     if kind != "search" or spec.is_sampled:
-        plan.n_trials = 1 if kind != "search" else spec.trials_for(label)
+        plan.n_trials = 1 if kind != "search" else spec.trials_for(key.budget)
         return plan
     plan.trials = expand_trials(plan)
     plan.n_trials = len(plan.trials)
@@ -190,13 +187,24 @@ def grid_size_or_none(factors: list[Factor]) -> Optional[int]:
         return None  # a continuous range: no finite grid
 
 
-def resolve_budget(cfg: Any, budget: str | int) -> tuple[str, int]:
-    """(label as written in the experiment, parameter count); the budget must be listed."""
+@dataclass(frozen=True)
+class StudyKey:
+    """A (budget, horizon) checked against the experiment: the budget as written there."""
+
+    budget: str  # label as written in the experiment: "2M"
+    n_params: int
+    horizon: int
+
+
+def study_key(cfg: Any, budget: str | int, horizon: int) -> StudyKey:
+    """Parse the budget and check budget and horizon against the experiment (once per study)."""
     n = parse_budget(budget)
-    for text in cfg.budgets:
-        if parse_budget(text) == n:
-            return str(text), n
-    raise ConfigError(f"budget {budget} is not a budget of experiment {cfg.name}; allowed: {', '.join(map(str, cfg.budgets))}")
+    labels = [str(text) for text, count in cfg.budget_pairs if count == n]
+    if not labels:
+        raise ConfigError(f"budget {budget} is not a budget of experiment {cfg.name}; allowed: {', '.join(map(str, cfg.budgets))}")
+    if horizon not in cfg.horizons:
+        raise ConfigError(f"horizon {horizon} is not a horizon of experiment {cfg.name}; allowed: {', '.join(map(str, cfg.horizons))}")
+    return StudyKey(labels[0], n, horizon)
 
 
 def expand_trials(plan: StudyPlan) -> list[BuiltTrial]:
@@ -283,23 +291,34 @@ def create_study(
     *, dataset_id: Optional[int] = None, kind: str = "search",
 ) -> Study:  # fmt: skip
     """Idempotent: the existing study, or a new one with its budget, architectures and trials."""
-    n_params = parse_budget(budget)
-    with session_scope(engine, write=False) as s:
-        existing = find_study(s, experiment.experiment_id, n_params, horizon, kind)
+    return create_study_for(engine, experiment, cfg, study_key(cfg, budget, horizon), base_spec, dataset_id=dataset_id, kind=kind)
+
+
+def create_study_for(
+    engine: Engine, experiment: Experiment, cfg: Any, key: StudyKey, base_spec: DataSpec,
+    *, dataset_id: Optional[int] = None, kind: str = "search",
+) -> Study:  # fmt: skip
+    """create_study for a checked key."""
+    existing = _existing(engine, experiment, key, kind)
     if existing is not None:
         return existing
-    plan = plan_study(cfg, budget, horizon, base_spec, kind=kind)
+    plan = plan_study(cfg, key, base_spec, kind=kind)
     for _attempt in range(3):
         try:
             with session_scope(engine) as s:
                 # Re-check inside the write transaction (SQLite: BEGIN IMMEDIATE serialises).
-                existing = find_study(s, experiment.experiment_id, n_params, horizon, kind)
+                existing = find_study(s, experiment.experiment_id, key.n_params, key.horizon, kind)
                 if existing is not None:
                     return existing
                 return write_plan(s, experiment.experiment_id, plan, dataset_id, kind)
         except IntegrityError:
             continue  # a concurrent creator won (Postgres): read its rows on the next pass
-    raise ConfigError(f"could not create study {study_name(cfg.name, plan.ctx.budget, horizon, kind)}: concurrent writers kept conflicting")
+    raise ConfigError(f"could not create study {study_name(cfg.name, key.budget, key.horizon, kind)}: concurrent writers kept conflicting")
+
+
+def _existing(engine: Engine, experiment: Experiment, key: StudyKey, kind: str) -> Optional[Study]:
+    with session_scope(engine, write=False) as s:
+        return find_study(s, experiment.experiment_id, key.n_params, key.horizon, kind)
 
 
 def write_plan(s: Session, experiment_id: int, plan: StudyPlan, dataset_id: Optional[int], kind: str) -> Study:
@@ -376,21 +395,27 @@ def _ensure_architectures(s: Session, budget_id: int, architectures: list[dict])
 # --------------------------------------------------------------------------------------
 def ensure_study(engine: Engine, project: Any, experiment_name: str, budget: str | int, horizon: int, *, kind: str = "search") -> Study:
     """The study of (experiment, budget, horizon), created with its trials if missing."""
-    from seqdb.data.prepare import prepare_dataset
-    from seqdb.data.prepared import open_prepared, resolve_dataset_path
     from seqdb.experiment.registry import get_experiment
 
     experiment, cfg = get_experiment(engine, experiment_name)
-    resolve_budget(cfg, budget)
-    if horizon not in cfg.horizons:
-        raise ConfigError(f"horizon {horizon} is not a horizon of experiment {cfg.name}; allowed: {', '.join(map(str, cfg.horizons))}")
-    with session_scope(engine, write=False) as s:
-        existing = find_study(s, experiment.experiment_id, parse_budget(budget), horizon, kind)
+    return ensure_study_for(engine, project, experiment, cfg, study_key(cfg, budget, horizon), kind=kind)
+
+
+def ensure_study_for(
+    engine: Engine, project: Any, experiment: Experiment, cfg: Any, key: StudyKey,
+    *, dataset: Optional[Dataset] = None, kind: str = "search",
+) -> Study:  # fmt: skip
+    """ensure_study for a checked key; `dataset` is the experiment's prepared data when the
+    caller has it (else it is prepared here, a cache hit when done before)."""
+    from seqdb.data.prepare import prepare_dataset
+    from seqdb.data.prepared import open_prepared, resolve_dataset_path
+
+    existing = _existing(engine, experiment, key, kind)
     if existing is not None:
         return existing
-    dataset = prepare_dataset(engine, project, experiment_name)
-    base_spec = open_prepared(resolve_dataset_path(dataset.path, getattr(project, "artifacts_root", None), getattr(project, "root", None))).data_spec(horizon)
-    return create_study(engine, experiment, cfg, budget, horizon, base_spec, dataset_id=dataset.dataset_id, kind=kind)
+    dataset = dataset or prepare_dataset(engine, project, cfg.name)
+    base_spec = open_prepared(resolve_dataset_path(dataset.path, getattr(project, "artifacts_root", None), getattr(project, "root", None))).data_spec(key.horizon)
+    return create_study_for(engine, experiment, cfg, key, base_spec, dataset_id=dataset.dataset_id, kind=kind)
 
 
 def get_study(engine: Engine, study_id_or_name: int | str) -> Study:
