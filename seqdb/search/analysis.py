@@ -11,7 +11,6 @@ from sqlalchemy.engine import Engine
 from seqdb.db.engine import session_scope
 from seqdb.db.lookup import find_or_raise
 from seqdb.db.models import Study, Trial
-from seqdb.search.optuna_view import build_optuna_study
 
 
 def _load(engine: Engine, study_id: int, states: tuple[str, ...]) -> tuple[Study, list]:
@@ -53,22 +52,51 @@ def pareto_front(engine: Engine, study_id: int) -> list[dict]:
     return sorted(front, key=lambda f: [s * x for s, x in zip(signs, f["values"])])
 
 
-def importance(engine: Engine, study_id: int, *, objective: int = 0, evaluator: str = "fanova") -> dict[str, float]:
-    """Optuna's parameter importances (fANOVA by default, or `ped_anova` / `mdi`) for one
-    objective over the completed trials; {} when fewer than 2 trials or nothing varies."""
-    study, rows = _load(engine, study_id, ("completed",))
-    ostudy, _factors, _ = build_optuna_study(study, rows)
-    trials = ostudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(trials) < 2:
+EVALUATORS = {
+    "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
+    "mdi": lambda: optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0),
+    "ped_anova": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
+}
+
+
+def param_importance(params: list[dict], values: list[float], *, direction: str = "minimize", evaluator: str = "fanova", min_trials: int = 2) -> dict[str, float]:
+    """Optuna's importances (fANOVA by default, or `ped_anova` / `mdi`) from plain rows: one
+    params dict and one objective value per completed trial. Only parameters that vary count;
+    their distributions are read off the values. {} when fewer than `min_trials` rows or
+    nothing varies. The engine path below and the dashboard both call this."""
+    names = sorted({k for p in params for k in p})
+    varying = [k for k in names if len({repr(p.get(k)) for p in params}) > 1]
+    if len(params) < max(min_trials, 2) or not varying:
         return {}
-    varying = {name for name in trials[0].params if len({repr(t.params.get(name)) for t in trials}) > 1}
-    if not varying:
-        return {}
-    target = None if len(study.objectives) == 1 else (lambda t: t.values[objective])
-    ev = {
-        "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
-        "mdi": lambda: optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0),
-        "ped_anova": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
-    }[evaluator]()
-    result = optuna.importance.get_param_importances(ostudy, evaluator=ev, params=sorted(varying), target=target)
+    dists = {k: _distribution([p.get(k) for p in params]) for k in varying}
+    study = optuna.create_study(direction=direction)
+    for p, value in zip(params, values):
+        row = {k: _param_value(p.get(k), dists[k]) for k in varying}
+        study.add_trial(optuna.trial.create_trial(params=row, distributions=dists, value=float(value)))
+    result = optuna.importance.get_param_importances(study, evaluator=EVALUATORS[evaluator](), params=varying)
     return {k: float(v) for k, v in result.items()}
+
+
+def _distribution(values: list) -> optuna.distributions.BaseDistribution:
+    """Int / float range of numeric values (log scale over > 2 decades), else categorical."""
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        return optuna.distributions.CategoricalDistribution(sorted({str(v) for v in values}))
+    lo, hi = min(values), max(values)
+    if all(isinstance(v, int) for v in values):
+        return optuna.distributions.IntDistribution(int(lo), int(hi))
+    return optuna.distributions.FloatDistribution(float(lo), float(hi), log=lo > 0 and hi / lo > 100)
+
+
+def _param_value(value: Any, dist: optuna.distributions.BaseDistribution) -> Any:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return str(value)
+    return int(value) if isinstance(dist, optuna.distributions.IntDistribution) else float(value)
+
+
+def importance(engine: Engine, study_id: int, *, objective: int = 0, evaluator: str = "fanova") -> dict[str, float]:
+    """`param_importance` for one objective over a study's completed trials."""
+    study, rows = _load(engine, study_id, ("completed",))
+    n = len(study.objectives)
+    points = [(row.params or {}, v[objective]) for row in rows if (v := _vector(row, n)) is not None]
+    direction = study.objectives[objective]["direction"] if study.objectives else "minimize"
+    return param_importance([p for p, _ in points], [v for _, v in points], direction=direction, evaluator=evaluator)
