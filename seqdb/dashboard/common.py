@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pandas as pd
 import streamlit as st
@@ -49,3 +49,20 @@ def options(sql: str, params: Optional[tuple] = None) -> list[Any]:
 
 def empty(message: str) -> None:
     st.info(message)
+
+
+def pick(label: str, values: list, none_message: str, *, where: Any = st, index: int = 0, format_func: Callable = str) -> Any:
+    """A select box over `values` (in `where`: st or a column); with no values the page shows
+    `none_message` and stops."""
+    if not values:
+        empty(none_message)
+        st.stop()
+    return where.selectbox(label, values, index=index, format_func=format_func)
+
+
+def pick_study(sql: str, none_message: str, label: str = "study") -> pd.Series:
+    """The study row chosen by name among the rows of `sql` (columns study_id, name, ...)."""
+    rows = query(sql)
+    names = {} if rows.empty else {int(i): n for i, n in zip(rows.study_id, rows.name)}
+    study_id = pick(label, list(names), none_message, format_func=names.get)
+    return rows[rows.study_id == study_id].iloc[0]

@@ -9,49 +9,30 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from seqdb.dashboard.common import TTL_S, empty, query
+from seqdb.dashboard.common import TTL_S, empty, pick_study, query
+from seqdb.search.analysis import param_importance
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _distribution(values: pd.Series):  # noqa: ANN202
-    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-        return optuna.distributions.CategoricalDistribution(sorted({str(v) for v in values}))
-    lo, hi = float(values.min()), float(values.max())
-    if pd.api.types.is_integer_dtype(values):
-        return optuna.distributions.IntDistribution(int(lo), int(hi))
-    return optuna.distributions.FloatDistribution(lo, hi, log=lo > 0 and hi / lo > 100)
-
-
 @st.cache_data(ttl=TTL_S, show_spinner="computing importance ...")
-def importance(params: pd.DataFrame, loss: pd.Series) -> pd.DataFrame:
-    """fANOVA importance (Optuna) over an in-memory study built from the trials view."""
-    varying = [c for c in params.columns if params[c].nunique() > 1]
-    if len(varying) == 0 or len(params) < 3:
-        return pd.DataFrame(columns=["parameter", "importance"])
-    dists = {c: _distribution(params[c]) for c in varying}
-    study = optuna.create_study(direction="minimize")
-    for (_, row), value in zip(params[varying].iterrows(), loss):
-        p = {c: (str(row[c]) if isinstance(dists[c], optuna.distributions.CategoricalDistribution) else row[c].item()) for c in varying}
-        study.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=float(value)))
-    scores = optuna.importance.get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+def importance(params: list[dict], loss: list[float]) -> pd.DataFrame:
+    """fANOVA importance (seqdb.search.analysis.param_importance) of the trials view's rows."""
+    scores = param_importance(params, loss, min_trials=3)
     return pd.DataFrame({"parameter": list(scores), "importance": list(scores.values())})
 
 
 st.title("Importance & parallel coordinates")
-studies = query("SELECT study_id, study FROM study_progress WHERE completed >= 1 ORDER BY experiment, budget_params, horizon")
-if studies.empty:
-    empty("No study with completed trials yet.")
-    st.stop()
-names = dict(zip(studies.study_id, studies.study))
-study_id = st.selectbox("study", list(names), format_func=names.get)
+study = pick_study("SELECT study_id, study AS name FROM study_progress WHERE completed >= 1 ORDER BY experiment, budget_params, horizon",
+                   "No study with completed trials yet.")
 trials = query("SELECT trial_id, params, best_val_loss FROM trials WHERE study_id = ? AND state = 'completed' "
-               "AND best_val_loss IS NOT NULL ORDER BY trial_id", (int(study_id),))
-params = pd.DataFrame([json.loads(p) if isinstance(p, str) else (p or {}) for p in trials.params]).reset_index(drop=True)
+               "AND best_val_loss IS NOT NULL ORDER BY trial_id", (int(study.study_id),))
+rows = [json.loads(p) if isinstance(p, str) else (p or {}) for p in trials.params]
+params = pd.DataFrame(rows).reset_index(drop=True)
 if params.empty:
     empty("The completed trials of this study have no searched parameters.")
     st.stop()
-imp = importance(params, trials.best_val_loss.reset_index(drop=True))
+imp = importance(rows, trials.best_val_loss.astype(float).tolist())
 if imp.empty:
     st.info("Importance needs at least 3 completed trials and a parameter that varies.")
 else:

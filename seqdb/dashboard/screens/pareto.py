@@ -5,15 +5,12 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from seqdb.dashboard.common import empty, query
+from seqdb.dashboard.common import empty, pick_study, query
 
 st.title("Pareto")
-studies = query("SELECT study_id, name FROM tables.study WHERE json_array_length(objectives) >= 2 ORDER BY study_id")
-if studies.empty:
-    empty("No multi-objective study: set two or more objectives (e.g. val_loss and latency) in the experiment.")
-    st.stop()
-names = dict(zip(studies.study_id, studies.name))
-study_id = int(st.selectbox("study", list(names), format_func=names.get))
+study = pick_study("SELECT study_id, name FROM tables.study WHERE json_array_length(objectives) >= 2 ORDER BY study_id",
+                   "No multi-objective study: set two or more objectives (e.g. val_loss and latency) in the experiment.")
+study_id = int(study.study_id)
 obj = query("SELECT trial_id, objective_index, objective, direction, value FROM trial_objectives "
             "WHERE study_id = ? AND state = 'completed'", (study_id,))
 front = query("SELECT trial_id, number, param_count, best_val_loss, objectives, objective_values FROM pareto_front "

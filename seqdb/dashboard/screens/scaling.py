@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from seqdb.dashboard.common import TTL_S, empty, options, query
+from seqdb.dashboard.common import TTL_S, options, pick, query
 from seqdb.errors import SeqdbError
 from seqdb.views.scaling import HorizonScaling, ScalingPoint, fit_horizon, parse_n
 
@@ -57,11 +57,8 @@ def figure(report: list[HorizonScaling], at: int | None) -> go.Figure:
 
 st.title("Scaling")
 experiments = options("SELECT experiment FROM scaling_points GROUP BY experiment ORDER BY count(*) DESC, experiment")
-if not experiments:
-    empty("No completed search trials yet: the scaling curve appears when the first trial of a budget finishes.")
-    st.stop()
 c1, c2, c3 = st.columns([2, 1, 1])
-experiment = c1.selectbox("experiment", experiments)
+experiment = pick("experiment", experiments, "No completed search trials yet: the scaling curve appears when the first trial of a budget finishes.", where=c1)
 at_text = c2.text_input("extrapolate to N", value="", placeholder="e.g. 2B")
 replicates = c3.number_input("bootstrap replicates", min_value=0, max_value=1000, value=50, step=50)
 try:

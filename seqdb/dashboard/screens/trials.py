@@ -5,20 +5,17 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from seqdb.dashboard.common import empty, options, query
+from seqdb.dashboard.common import options, pick, query
 
 COLUMNS = ("trial_id, experiment, budget, horizon, number, state, label, param_count, best_val_loss, epochs_done, "
            "d_model, n_layers, n_head, n_kv_heads, d_ff, learning_rate, dropout, batch_size, accumulation, duration_s")
 
 st.title("Trials")
 experiments = options("SELECT DISTINCT experiment FROM trials ORDER BY 1")
-if not experiments:
-    empty("No trials yet.")
-    st.stop()
 wanted = st.query_params.get("trial_id")  # a link from the Scaling page: ?trial_id=N
 linked = options("SELECT experiment FROM trials WHERE trial_id = ?", (int(wanted),)) if wanted and wanted.isdigit() else []
 c1, c2, c3, c4 = st.columns(4)
-experiment = c1.selectbox("experiment", experiments, index=experiments.index(linked[0]) if linked else 0)
+experiment = pick("experiment", experiments, "No trials yet.", where=c1, index=experiments.index(linked[0]) if linked else 0)
 budgets = c2.multiselect("budget", options("SELECT DISTINCT budget FROM trials WHERE experiment = ? ORDER BY budget_params", (experiment,)))
 horizons = c3.multiselect("horizon", options("SELECT DISTINCT horizon FROM trials WHERE experiment = ? ORDER BY 1", (experiment,)))
 states = c4.multiselect("state", ["completed", "running", "pending", "pruned", "failed", "stopped"])
