@@ -7,7 +7,6 @@ stderr and a non-zero exit (SEQDB_DEBUG=1 shows the traceback instead).
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import typer
 from rich.table import Table
 
 from seqdb import __version__
+from seqdb.cli import data_cmds, experiment_cmds, results_cmds, run_cmds, study_cmds, views_cmds
 from seqdb.cli.common import console, open_db, resolve_project, state
 from seqdb.errors import DatabaseError, SeqdbError
 
@@ -29,18 +29,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: upgrade, current revision.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-# Command groups contributed by the other parts of seqdb: module path -> attribute holding a
-# `register(app)` function. Each module owns its commands.
-COMMAND_MODULES = [
-    "seqdb.cli.experiment_cmds",
-    "seqdb.cli.data_cmds",
-    "seqdb.cli.study_cmds",
-    "seqdb.cli.run_cmds",
-    "seqdb.cli.views_cmds",
-    "seqdb.cli.results_cmds",
-]
-
 
 def _version(value: bool) -> None:
     if value:
@@ -114,18 +102,9 @@ def _safe(url: str) -> str:
     return safe_url(url)
 
 
-def _register_commands() -> None:
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that part of seqdb is not built yet
-            raise
-        module.register(app)
-
-
-_register_commands()
+# Each command module owns its commands and adds them with `register(app)`.
+for _commands in (experiment_cmds, data_cmds, study_cmds, run_cmds, views_cmds, results_cmds):
+    _commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,9 +130,10 @@ def scaling_cmd(
 ) -> None:
     """Scaling points per horizon, the fitted power law with intervals, and the effort per budget."""
     from seqdb.errors import NotFoundError
-    from seqdb.views.scaling import parse_n, scaling_report
+    from seqdb.experiment.budgets import parse_budget
+    from seqdb.views.scaling import scaling_report
 
-    n_at = parse_n(at) if at is not None else None
+    n_at = parse_budget(at) if at is not None else None
     with _views(ctx) as vc:
         report = scaling_report(vc, experiment=experiment, horizon=horizon, at=n_at, replicates=bootstrap, seed=seed)
     if not report:

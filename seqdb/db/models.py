@@ -1,4 +1,4 @@
-"""The seqdb schema: SQLModel tables, each beside its Create/Read variants.
+"""The seqdb schema: the SQLModel tables.
 
 Conventions (see docs/schema.md for the diagram):
 - singular table names, integer `<entity>_id` primary keys;
@@ -72,16 +72,6 @@ class Experiment(ExperimentBase, table=True):
     created_at: datetime = _created()
 
 
-class ExperimentCreate(ExperimentBase):
-    config: dict
-
-
-class ExperimentRead(ExperimentBase):
-    experiment_id: int
-    config: dict
-    created_at: datetime
-
-
 # --------------------------------------------------------------------------------------
 # dataset: prepared, hashed data registered once
 # --------------------------------------------------------------------------------------
@@ -102,18 +92,6 @@ class Dataset(DatasetBase, table=True):
     created_at: datetime = _created()
 
 
-class DatasetCreate(DatasetBase):
-    settings: dict
-    splits: dict
-    statistics: dict
-    id_maps: dict
-
-
-class DatasetRead(DatasetCreate):
-    dataset_id: int
-    created_at: datetime
-
-
 # --------------------------------------------------------------------------------------
 # budget and architecture: parameter budgets and the grid of architectures that fit
 # --------------------------------------------------------------------------------------
@@ -128,15 +106,6 @@ class Budget(BudgetBase, table=True):
     __table_args__ = (sa.UniqueConstraint("experiment_id", "n_params", name="uq_budget_experiment_n_params"),)
     budget_id: Optional[int] = Field(default=None, primary_key=True)
     created_at: datetime = _created()
-
-
-class BudgetCreate(BudgetBase):
-    pass
-
-
-class BudgetRead(BudgetBase):
-    budget_id: int
-    created_at: datetime
 
 
 class ArchitectureBase(SQLModel):
@@ -159,14 +128,6 @@ class Architecture(ArchitectureBase, table=True):
     )
     architecture_id: Optional[int] = Field(default=None, primary_key=True)
     config: dict = _json(nullable=False, default=None)  # full model options used for the count
-
-
-class ArchitectureCreate(ArchitectureBase):
-    config: dict
-
-
-class ArchitectureRead(ArchitectureCreate):
-    architecture_id: int
 
 
 # --------------------------------------------------------------------------------------
@@ -196,17 +157,6 @@ class Study(StudyBase, table=True):
     created_at: datetime = _created()
 
 
-class StudyCreate(StudyBase):
-    objectives: list
-    config: dict
-
-
-class StudyRead(StudyCreate):
-    study_id: int
-    state: str
-    created_at: datetime
-
-
 # --------------------------------------------------------------------------------------
 # worker: one `seqdb run` process; stop_request: a request to stop one or all workers
 # --------------------------------------------------------------------------------------
@@ -226,18 +176,6 @@ class Worker(WorkerBase, table=True):
     current_trial_id: Optional[int] = Field(default=None)  # no FK: trials point at workers
     tokens_per_s: Optional[float] = None
     info: Optional[dict] = _json()
-
-
-class WorkerCreate(WorkerBase):
-    pass
-
-
-class WorkerRead(WorkerBase):
-    worker_id: int
-    state: str
-    started_at: datetime
-    last_seen_at: Optional[datetime]
-    current_trial_id: Optional[int]
 
 
 class StopRequest(SQLModel, table=True):
@@ -298,20 +236,6 @@ class Trial(TrialBase, table=True):
     error: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
-class TrialCreate(TrialBase):
-    config: dict
-    params: Optional[dict] = None
-
-
-class TrialRead(TrialCreate):
-    trial_id: int
-    state: str
-    attempt: int
-    best_val_loss: Optional[float]
-    created_at: datetime
-    finished_at: Optional[datetime]
-
-
 # --------------------------------------------------------------------------------------
 # checkpoint, metric, artifact
 # --------------------------------------------------------------------------------------
@@ -330,15 +254,6 @@ class CheckpointBase(SQLModel):
 class Checkpoint(CheckpointBase, table=True):
     checkpoint_id: Optional[int] = Field(default=None, primary_key=True)
     created_at: datetime = _created()
-
-
-class CheckpointCreate(CheckpointBase):
-    pass
-
-
-class CheckpointRead(CheckpointBase):
-    checkpoint_id: int
-    created_at: datetime
 
 
 class MetricBase(SQLModel):
@@ -360,14 +275,6 @@ class Metric(MetricBase, table=True):
     metric_id: Optional[int] = Field(default=None, sa_column=sa.Column(BigIntId, primary_key=True, autoincrement=True))
 
 
-class MetricCreate(MetricBase):
-    pass
-
-
-class MetricRead(MetricBase):
-    metric_id: int
-
-
 class ArtifactBase(SQLModel):
     kind: str = Field(max_length=64)  # onnx_generative | onnx_embedding | report | export ...
     path: str = Field(max_length=1000)
@@ -382,15 +289,6 @@ class Artifact(ArtifactBase, table=True):
     artifact_id: Optional[int] = Field(default=None, primary_key=True)
     meta: Optional[dict] = _json()
     created_at: datetime = _created()
-
-
-class ArtifactCreate(ArtifactBase):
-    meta: Optional[dict] = None
-
-
-class ArtifactRead(ArtifactCreate):
-    artifact_id: int
-    created_at: datetime
 
 
 TABLES = [

@@ -24,7 +24,6 @@ import numpy as np
 from scipy.optimize import minimize
 
 from seqdb.errors import ConfigError
-from seqdb.experiment.budgets import parse_budget
 
 MIN_POINTS = 3
 HUBER_DELTA = 1e-3
@@ -246,8 +245,3 @@ def scaling_report(vc, *, experiment: Optional[str] = None, horizon: Optional[in
         hs = HorizonScaling(exp, h, points, losses=[by_budget.get(p.budget, [p.best_val_loss]) for p in points])
         out.append(fit_horizon(hs, at=at, replicates=replicates, seed=seed))
     return out
-
-
-def parse_n(text: str) -> int:
-    """A parameter count written like a budget (`2B`, `500k`, `2e9`)."""
-    return parse_budget(text)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from seqdb.errors import ConfigError
-from seqdb.views.scaling import bootstrap_fit, fit_power_law, n_grid_for, parse_n, scaling_report
+from seqdb.experiment.budgets import parse_budget
+from seqdb.views.scaling import bootstrap_fit, fit_power_law, n_grid_for, scaling_report
 from tests.helpers import assert_one_line_error, run_cli_inprocess
 from tests.views.seed import A_TRUE, ALPHA_TRUE, E_OF_H, true_loss
 
@@ -57,10 +58,10 @@ def test_no_fit_below_three_budgets():
         fit_power_law([1e6, 1e7, 1e8], [2.0, 0.0, 1.5])
 
 
-def test_parse_n():
-    assert parse_n("2B") == 2_000_000_000 and parse_n("500k") == 500_000
+def test_parse_budget_for_at():
+    assert parse_budget("2B") == 2_000_000_000 and parse_budget("500k") == 500_000
     with pytest.raises(ConfigError):
-        parse_n("two billion")
+        parse_budget("two billion")
 
 
 def test_report_over_the_seeded_database(vc):

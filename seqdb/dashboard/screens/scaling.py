@@ -8,7 +8,8 @@ import streamlit as st
 
 from seqdb.dashboard.common import TTL_S, options, pick, query
 from seqdb.errors import SeqdbError
-from seqdb.views.scaling import HorizonScaling, ScalingPoint, fit_horizon, parse_n
+from seqdb.experiment.budgets import parse_budget
+from seqdb.views.scaling import HorizonScaling, ScalingPoint, fit_horizon
 
 POINT_COLS = "budget, budget_params, param_count, best_val_loss, trial_id, n_finished, n_completed, epochs_total, epochs_mean"
 
@@ -62,7 +63,7 @@ experiment = pick("experiment", experiments, "No completed search trials yet: th
 at_text = c2.text_input("extrapolate to N", value="", placeholder="e.g. 2B")
 replicates = c3.number_input("bootstrap replicates", min_value=0, max_value=1000, value=50, step=50)
 try:
-    at = parse_n(at_text) if at_text.strip() else None
+    at = parse_budget(at_text) if at_text.strip() else None
 except SeqdbError as exc:
     st.warning(exc.message)
     at = None
