@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Optional
 
 from pydantic import ValidationError
 
@@ -115,8 +115,3 @@ def build_trial(ctx: StudyContext, params: dict, label: Optional[str] = None) ->
 
 def _brief(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items() if k not in SHAPE_KEYS)[:160] or "(defaults)"
-
-
-def jsonable_params(params: dict) -> dict[str, Any]:
-    """trial.params: the flat searched values (JSON-able)."""
-    return {k: v for k, v in params.items()}

@@ -36,7 +36,7 @@ from seqdb.search.build import BuiltTrial, build_trial, canonical_attention, sub
 from seqdb.search.space import (
     Factor, ablation_configs, grid_configs, grid_size, sample_configs, shape_label, space_factors,
 )  # fmt: skip
-from seqdb.config.search import OBJECTIVES, SHAPE_KEYS, TOP_K_OBJECTIVE, SearchSpace, SearchSpec
+from seqdb.config.search import SHAPE_KEYS, SearchSpace, SearchSpec
 
 MAX_GRID = 200_000  # configurations a grid study may expand to
 
@@ -427,21 +427,6 @@ def get_study(engine: Engine, study_id_or_name: int | str) -> Study:
         return find_or_raise(s, Study, str(key), column=Study.name)
 
 
-def study_complete(engine: Engine, study_id: int) -> bool:
-    """True when the study needs no more work: every trial it will ever have is finished
-    (tpe / nsga2: n_trials created and all finished)."""
-    finished = ("completed", "pruned", "failed")
-    with session_scope(engine, write=False) as s:
-        study = find_or_raise(s, Study, study_id)
-        rows = s.execute(sa.select(Trial.state, sa.func.count()).where(Trial.study_id == study_id).group_by(Trial.state)).all()
-    counts = dict(rows)
-    total = sum(counts.values())
-    done = sum(counts.get(state, 0) for state in finished)
-    if study.state == "complete":
-        return done == total
-    return total >= study.n_trials and done == total
-
-
 def objective_values(metrics: dict[str, Any], study: Study, *, trial: Optional[Trial] = None) -> list[float]:
     """A finished trial's objective vector, in the study's objective order.
 
@@ -464,7 +449,3 @@ def objective_values(metrics: dict[str, Any], study: Study, *, trial: Optional[T
             raise ConfigError(f"study {study.name}: objective {name!r} was not measured; metrics given: {known}")
         out.append(float(value))
     return out
-
-
-def is_known_objective(name: str) -> bool:
-    return name in OBJECTIVES or bool(TOP_K_OBJECTIVE.match(name))

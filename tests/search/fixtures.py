@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
 from seqdb.config.trial import DataSpec, InputColumn, TargetSpec
 from seqdb.db.engine import session_scope
-from seqdb.db.models import Experiment
+from seqdb.db.lookup import find_or_raise
+from seqdb.db.models import Experiment, Study, Trial
 from seqdb.experiment.schema import ExperimentConfig
 
 COLUMNS = {"log_return": "real", "log_range": "real", "weekday": "categorical"}
@@ -46,3 +50,18 @@ def register(engine, cfg: ExperimentConfig) -> Experiment:
         s.add(row)
         s.flush()
         return row
+
+
+def study_complete(engine: Engine, study_id: int) -> bool:
+    """True when the study needs no more work: every trial it will ever have is finished
+    (tpe / nsga2: n_trials created and all finished)."""
+    finished = ("completed", "pruned", "failed")
+    with session_scope(engine, write=False) as s:
+        study = find_or_raise(s, Study, study_id)
+        rows = s.execute(sa.select(Trial.state, sa.func.count()).where(Trial.study_id == study_id).group_by(Trial.state)).all()
+    counts = dict(rows)
+    total = sum(counts.values())
+    done = sum(counts.get(state, 0) for state in finished)
+    if study.state == "complete":
+        return done == total
+    return total >= study.n_trials and done == total

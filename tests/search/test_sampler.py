@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from seqdb.db.engine import create_engine_for, session_scope
 from seqdb.db.models import Study, Trial
 from seqdb.search.sampler import ask_next, tell
-from seqdb.search.study import create_study, study_complete
+from seqdb.search.study import create_study
 from seqdb.config.study import study_config
-from tests.search.fixtures import base_spec, experiment_config, register
+from tests.search.fixtures import base_spec, experiment_config, register, study_complete
 
 N_WORKERS, N_TRIALS = 4, 24
 

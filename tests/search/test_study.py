@@ -18,9 +18,9 @@ from seqdb.search.analysis import importance, pareto_front
 from seqdb.search.pruning import should_prune
 from seqdb.search.sampler import tell
 from seqdb.config.search import SearchSpace
-from seqdb.search.study import check_space_columns, create_study, objective_values, study_complete
+from seqdb.search.study import check_space_columns, create_study, objective_values
 from seqdb.config.study import study_config
-from tests.search.fixtures import base_spec, experiment_config, register
+from tests.search.fixtures import base_spec, experiment_config, register, study_complete
 
 GRID = {
     "strategy": "grid",
