@@ -1,4 +1,5 @@
-"""Pareto fronts and hyperparameter importance over a study's finished trials."""
+"""Hyperparameter importance over a study's finished trials (the Pareto front is the
+`pareto_front` view)."""
 
 from __future__ import annotations
 
@@ -27,29 +28,6 @@ def _load(engine: Engine, study_id: int, states: tuple[str, ...]) -> tuple[Study
 def _vector(row: Any, n: int) -> Optional[list[float]]:
     values = list(row.values) if row.values else ([row.best_val_loss] if n == 1 and row.best_val_loss is not None else None)
     return [float(v) for v in values] if values and len(values) == n else None
-
-
-def pareto_front(engine: Engine, study_id: int) -> list[dict]:
-    """The completed trials no other completed trial dominates (direction-aware), ordered by
-    the first objective: [{trial_id, number, values, params, label, param_count}]."""
-    study, rows = _load(engine, study_id, ("completed",))
-    directions = [o["direction"] for o in study.objectives]
-    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
-    points = []
-    for row in rows:
-        v = _vector(row, len(directions))
-        if v is not None:
-            points.append((row, [s * x for s, x in zip(signs, v)], v))
-
-    def dominated(a: list[float]) -> bool:
-        return any(all(x <= y for x, y in zip(b, a)) and any(x < y for x, y in zip(b, a)) for _, b, _ in points)
-
-    front = [
-        {"trial_id": r.trial_id, "number": r.number, "values": v, "params": r.params, "label": r.label, "param_count": r.param_count}
-        for r, key, v in points
-        if not dominated(key)
-    ]
-    return sorted(front, key=lambda f: [s * x for s, x in zip(signs, f["values"])])
 
 
 EVALUATORS = {

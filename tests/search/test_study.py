@@ -14,7 +14,7 @@ from seqdb.db.engine import create_engine_for, session_scope
 from seqdb.db.models import Architecture, Budget, Metric, Study, Trial
 from seqdb.errors import ConfigError
 from seqdb.model.params import param_count
-from seqdb.search.analysis import importance, pareto_front
+from seqdb.search.analysis import importance
 from seqdb.search.pruning import should_prune
 from seqdb.search.sampler import tell
 from seqdb.config.search import SearchSpace
@@ -170,10 +170,10 @@ def test_pruning_pareto_importance_and_objectives(engine):
     me = trials[4].trial_id
     assert not should_prune(engine, study.study_id, me, 1, 0.6)  # better than the median at step 1
     assert should_prune(engine, study.study_id, me, 2, 5.0)  # far worse at step 2
-    front = pareto_front(engine, study.study_id)
-    assert [f["values"] for f in front] == [[0.40, 3000.0], [0.45, 2000.0], [0.50, 1000.0], [0.60, 500.0]]
+    front = view_front(engine, study.study_id)
+    assert front == [[0.40, 3000.0], [0.45, 2000.0], [0.50, 1000.0], [0.60, 500.0]]
     tell(engine, trials[5].trial_id, values=[0.70, 4000.0])  # dominated by everything
-    assert len(pareto_front(engine, study.study_id)) == 4
+    assert len(view_front(engine, study.study_id)) == 4
     imp = importance(engine, study.study_id)
     assert set(imp) == {"dropout", "learning_rate"} and abs(sum(imp.values()) - 1) < 1e-6
     assert not study_complete(engine, study.study_id)
@@ -183,6 +183,15 @@ def test_pruning_pareto_importance_and_objectives(engine):
     for t in trials[4:]:
         tell(engine, t.trial_id, state="pruned")
     assert study_complete(engine, study.study_id)
+
+
+def view_front(engine, study_id: int) -> list[list[float]]:
+    """The study's Pareto front as the `pareto_front` view gives it, by the first objective."""
+    from seqdb.views import connect, sql
+
+    with connect(engine.url.render_as_string(hide_password=False)) as vc:
+        rows = sql(vc, "SELECT objective_values FROM pareto_front WHERE study_id = ? ORDER BY objective_values[1]", [study_id])
+    return [list(r["objective_values"]) for r in rows.to_pylist()]
 
 
 def test_hyperband_and_none_pruners(engine):
