@@ -234,6 +234,11 @@ class Trial(TrialBase, table=True):
     epochs_done: int = 0
     batch_config: Optional[dict] = _json()  # physical batch, accumulation, effective batch
     error: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    seed: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True, index=True))  # the trial's own seed
+    replicate_of: Optional[int] = None  # trial_id this trial replicates with another seed (no FK: SQLite adds it in place)
+    env: Optional[dict] = _json()  # where it ran: torch threads, torch / python / seqdb versions, git commit, host
+    tokens: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))  # tokens trained at finish
+    flops: Optional[float] = None  # training FLOPs at finish (docs/training.md gives the formula)
 
 
 # --------------------------------------------------------------------------------------
