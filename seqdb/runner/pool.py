@@ -1,7 +1,7 @@
 """`--workers N`: N worker processes on this host (spawned, so no CUDA or DB handles are
 inherited). With several visible GPUs and `--device cuda`, worker i gets `cuda:i mod n`.
 
-The parent forwards SIGINT / SIGTERM to the children (each finishes its step, checkpoints and
+The parent forwards SIGINT / SIGTERM / SIGUSR1 to the children (each finishes its step, checkpoints and
 leaves its trial resumable) and waits for them. Workers on other hosts need nothing from
 this: they share the queue through the database URL alone.
 """
@@ -14,7 +14,7 @@ import signal
 from dataclasses import replace
 
 from seqdb.runner.executor import EventSink, Executor, no_events
-from seqdb.runner.worker import WorkerSettings, WorkerSummary, run_worker
+from seqdb.runner.worker import STOP_SIGNALS, WorkerSettings, WorkerSummary, run_worker
 
 
 def device_for(device: str, index: int) -> str:
@@ -60,7 +60,7 @@ def run_pool(settings: WorkerSettings, workers: int, executor: Executor, events:
                 except ProcessLookupError:
                     pass
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
     try:
         summaries = []
         for _ in procs:

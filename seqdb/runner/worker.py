@@ -67,9 +67,13 @@ class WorkerSummary:
     stop_reason: Optional[str] = None
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
 def install_signal_handlers(stop: StopFlag) -> None:
-    """SIGINT / SIGTERM: finish the current step, checkpoint, leave the trial resumable.
-    A third signal kills the process the default way."""
+    """SIGINT / SIGTERM / SIGUSR1 (a scheduler's preemption warning): finish the current step,
+    write and register a checkpoint, return the trial to the queue without using an attempt,
+    mark the worker stopped and exit 0. A third signal kills the process the default way."""
     if threading.current_thread() is not threading.main_thread():
         return
     count = {"n": 0, "last": 0.0}
@@ -84,8 +88,8 @@ def install_signal_handlers(stop: StopFlag) -> None:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handler)
 
 
 class WorkerLoop:
