@@ -17,7 +17,7 @@ LAYERS = [
     ["views", "runner"],
     ["search"],
     ["train"],
-    ["model", "data"],
+    ["model", "data", "scaling"],
     ["experiment", "project", "status", "migrations"],
     ["config", "db"],
     ["errors", "hashing", "__init__"],
