@@ -16,9 +16,9 @@ import typer
 from rich.table import Table
 
 from seqdb import __version__
-from seqdb.cli import data_cmds, experiment_cmds, results_cmds, run_cmds, study_cmds, views_cmds
+from seqdb.cli import data_cmds, experiment_cmds, launch_cmds, results_cmds, run_cmds, study_cmds, views_cmds
 from seqdb.cli.common import console, open_db, resolve_project, state
-from seqdb.errors import DatabaseError, SeqdbError
+from seqdb.errors import DatabaseError, SeqdbError, redact
 
 app = typer.Typer(
     name="seqdb",
@@ -62,10 +62,15 @@ def init(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, revision: str = typer.Option("head", help="Target revision.")) -> None:
     """Migrate the database to the newest schema revision."""
+    from seqdb.db.engine import create_engine_for
     from seqdb.db.migrate import upgrade
 
-    project, engine = open_db(ctx, check_revision=False)
-    console.print(f"database {_safe(project.database_url)} at revision {upgrade(engine, revision)}")
+    project = resolve_project(ctx)
+    engine = create_engine_for(project.database_url)  # the one command besides init that may create a file
+    try:
+        console.print(f"database {_safe(project.database_url)} at revision {upgrade(engine, revision)}")
+    finally:
+        engine.dispose()
 
 
 @db_app.command("current")
@@ -103,17 +108,32 @@ def _safe(url: str) -> str:
 
 
 # Each command module owns its commands and adds them with `register(app)`.
-for _commands in (experiment_cmds, data_cmds, study_cmds, run_cmds, views_cmds, results_cmds):
+for _commands in (experiment_cmds, data_cmds, study_cmds, run_cmds, views_cmds, results_cmds, launch_cmds):
     _commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every failure into one line and an exit code."""
+    from typer._click import exceptions as click  # typer vendors click: its errors are these classes
+
     debug = os.environ.get("SEQDB_DEBUG") == "1"
     try:
-        app(args=argv, standalone_mode=True)
+        result = app(args=argv, standalone_mode=False)  # click's errors come here, not as a box
+        return result if isinstance(result, int) and not isinstance(result, bool) else 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.NoArgsIsHelpError as exc:
+        exc.show()  # `seqdb` / `seqdb GROUP` alone: the help page, as before
+        return exc.exit_code
+    except click.UsageError as exc:
+        print(f"error: {_usage_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except click.ClickException as exc:
+        print(f"error: {' '.join(redact(exc.format_message()).split())}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 1
     except SeqdbError as exc:
         if debug:
             raise
@@ -137,8 +157,19 @@ def _describe(exc: Exception) -> str:
         from seqdb.db.engine import first_line
 
         return DatabaseError(f"database error: {first_line(exc)}").message
-    text = " ".join(str(exc).split())
+    text = " ".join(redact(str(exc)).split())[:500]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _usage_line(exc) -> str:  # noqa: ANN001 - click.UsageError
+    """Typer's usage box as one line: `seqdb run: Option '--budget' requires an argument; see ...`."""
+    names, ctx = [], exc.ctx
+    while ctx is not None and ctx.parent is not None:  # the root's name is how python was called
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    path = " ".join(["seqdb", *names])
+    text = " ".join(redact(exc.format_message()).split()).rstrip(".")
+    return f"{path}: {text}; see `{path} --help`"
 
 
 def entrypoint() -> None:
