@@ -66,7 +66,8 @@ class TrainExecutor:
         if result.status in ("completed", "pruned") and result.best_val_loss is not None:
             values = self.objectives(run.engine, run.lease, cfg, result, val_set, run.device)
         return TrialOutcome(state=result.status, best_val_loss=result.best_val_loss, best_step=result.best_step, step=result.step,
-                            epochs_done=result.epoch, batch_config=result.batch_config, values=values, error=result.error)
+                            epochs_done=result.epoch, batch_config=result.batch_config, values=values, error=result.error,
+                            tokens=result.tokens, flops=result.flops)
 
     def objectives(self, engine: Engine, lease: Lease, cfg, result, val_set, device: str) -> list[float]:  # noqa: ANN001
         from seqdb.search.study import objective_values

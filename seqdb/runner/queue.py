@@ -70,6 +70,8 @@ class TrialOutcome:
     batch_config: Optional[dict] = None
     values: Optional[list] = None
     error: Optional[str] = None
+    tokens: Optional[int] = None  # training tokens at finish (trial.tokens)
+    flops: Optional[float] = None  # training FLOPs at finish (trial.flops)
 
 
 def _ts_params(engine: Engine, lease_s: float) -> dict[str, Any]:
@@ -285,7 +287,7 @@ def finish_trial(engine: Engine, lease: Lease, outcome: TrialOutcome) -> bool:
     values: dict[str, Any] = {"state": outcome.state, "lease_expires_at": None}
     if outcome.state != TrialState.stopped.value:
         values["finished_at"] = utcnow()
-    for name in ("best_val_loss", "best_step", "step", "epochs_done", "batch_config", "values", "error"):
+    for name in ("best_val_loss", "best_step", "step", "epochs_done", "batch_config", "values", "error", "tokens", "flops"):
         value = getattr(outcome, name)
         if value is not None:
             values[name] = value

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from seqdb.config.trial import DataSpec, TrialConfig
+from seqdb.config.trial import DataSpec, ModelConfig, TrialConfig
 from seqdb.data.windows import WindowSet
 from seqdb.errors import ConfigError, DataError, TrainingError
 from seqdb.model.transformer import CausalTransformer
@@ -66,6 +66,8 @@ class TrainResult:
     best_metrics: dict = field(default_factory=dict)  # validation metrics at the best step
     latest_checkpoint: Optional[Path] = None
     best_checkpoint: Optional[Path] = None
+    tokens: int = 0  # training tokens seen (windows x context length), the D of L(N, D)
+    flops: float = 0.0  # training FLOPs by `flops_per_token`
 
 
 class _Failed(Exception):
@@ -152,6 +154,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrialConfig, device: str) -> tor
     ]
     tc = cfg.training
     return torch.optim.AdamW(groups, lr=tc.learning_rate, betas=tc.betas, fused=device.startswith("cuda"))
+
+
+def flops_per_token(model: ModelConfig, n_params: int, context_length: int) -> float:
+    """Training FLOPs per token (forward + backward, Kaplan et al. 2020 Table 1):
+    6 N for the weights (N = all parameters) plus 6 n_layers L d_model for the attention
+    scores and their weighted sum over a context of L (causal masking not discounted)."""
+    return 6.0 * n_params + 6.0 * model.n_layers * context_length * model.d_model
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -270,6 +279,8 @@ class _Run:
         self.seed = resolve_seed(cfg)
         torch.manual_seed(self.seed)  # identical initial weights on every process
         self.model = CausalTransformer(cfg.model, self.spec).to(device)
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.flops_per_token = flops_per_token(cfg.model, n_params, self.spec.context_length)
         if self.dist.rank:
             torch.manual_seed(self.seed + self.dist.rank)  # independent dropout per process
         self.precision = resolve_precision(self.tc.precision, device)
@@ -492,7 +503,7 @@ class _Run:
         evaluated, early = self.eval_due(epoch_done), False
         if evaluated:
             val_metrics, early = self.validate()
-            metrics |= val_metrics
+            metrics |= val_metrics | {"tokens": float(self.tokens), "flops": self.tokens * self.flops_per_token}
         decision = self.reporter.report(self.step, step_epoch, metrics) if self.dist.is_main else None
         stop, prune = self.decide(decision)
         if prune:
@@ -528,6 +539,8 @@ class _Run:
             best_metrics=dict(self.best_metrics),
             latest_checkpoint=self.latest_path,
             best_checkpoint=None if best is None else checkpoint_path(self.dir, best),
+            tokens=self.tokens,
+            flops=self.tokens * self.flops_per_token,
         )
 
 
