@@ -173,6 +173,9 @@ def best_search_inner_sql(backend: str) -> str:
     """The statement the database runs: one row per search study with a completed, scored trial."""
     finished = "state IN ('completed', 'pruned', 'failed')"
     search = "JOIN study s ON s.study_id = per.study_id AND s.kind = 'search'"  # after grouping: 1 row per study
+    # seed replicates (trials with replicate_of) are not search trials: they never count as effort or
+    # as the best, and their losses travel as one comma-separated text per replicated trial.
+    replicated = "replicate_of IS NOT NULL AND state = 'completed' AND best_val_loss IS NOT NULL"
     if backend == "sqlite":
         # bare columns next to exactly one min(): SQLite takes trial_id from the row holding the min.
         # Doubles travel as printf('%!.17g') text (sqlite_query hands back text): an exact round trip.
@@ -183,10 +186,14 @@ WITH per AS (
   SELECT study_id, count(*) AS n_finished, sum(state = 'completed') AS n_completed,
          sum(epochs_done) AS epochs_total, printf('%!.17g', avg(epochs_done)) AS epochs_mean, sum(step) AS steps_total,
          min(CASE WHEN state = 'completed' THEN best_val_loss END) AS min_loss, trial_id AS best_id
-  FROM trial WHERE {finished} GROUP BY study_id)
+  FROM trial WHERE {finished} AND replicate_of IS NULL GROUP BY study_id),
+rep AS (
+  SELECT replicate_of AS rid, group_concat(printf('%!.17g', best_val_loss)) AS seed_losses
+  FROM trial WHERE {replicated} GROUP BY replicate_of)
 SELECT per.n_finished, per.n_completed, per.epochs_total, per.epochs_mean, per.steps_total,
-       COALESCE(t.param_count, a.param_count) AS resolved_param_count, {cols}
+       COALESCE(t.param_count, a.param_count) AS resolved_param_count, rep.seed_losses, {cols}
 FROM per {search} JOIN trial t ON t.trial_id = per.best_id LEFT JOIN architecture a ON a.architecture_id = t.architecture_id
+LEFT JOIN rep ON rep.rid = t.trial_id
 WHERE per.min_loss IS NOT NULL"""
     # Postgres: min over ARRAY[loss, id] is the (loss, then id) arg-min; ids < 2^53 are exact as float8.
     cols = ", ".join(f't."{c.name}"' for c in _trial_columns())
@@ -195,11 +202,15 @@ WITH per AS (
   SELECT study_id, count(*) AS n_finished, count(*) FILTER (WHERE state = 'completed') AS n_completed,
          sum(epochs_done) AS epochs_total, avg(epochs_done)::float8 AS epochs_mean, sum(step) AS steps_total,
          min(ARRAY[best_val_loss, trial_id::float8]) FILTER (WHERE state = 'completed' AND best_val_loss IS NOT NULL) AS best
-  FROM trial WHERE {finished} GROUP BY study_id)
+  FROM trial WHERE {finished} AND replicate_of IS NULL GROUP BY study_id),
+rep AS (
+  SELECT replicate_of AS rid, string_agg(best_val_loss::text, ',') AS seed_losses
+  FROM trial WHERE {replicated} GROUP BY replicate_of)
 SELECT per.n_finished, per.n_completed, per.epochs_total, per.epochs_mean, per.steps_total,
-       COALESCE(t.param_count, a.param_count) AS resolved_param_count, {cols}
+       COALESCE(t.param_count, a.param_count) AS resolved_param_count, rep.seed_losses, {cols}
 FROM per {search} JOIN trial t ON t.trial_id = (per.best)[2]::bigint
-LEFT JOIN architecture a ON a.architecture_id = t.architecture_id"""
+LEFT JOIN architecture a ON a.architecture_id = t.architecture_id
+LEFT JOIN rep ON rep.rid = t.trial_id"""
 
 
 def best_search_view_sql(backend: str) -> str:
@@ -207,6 +218,7 @@ def best_search_view_sql(backend: str) -> str:
     func = "sqlite_query" if backend == "sqlite" else "postgres_query"
     inner = best_search_inner_sql(backend).replace("'", "''")
     casts = [f'CAST("{c}" AS {"DOUBLE" if c == "epochs_mean" else "BIGINT"}) AS "{c}"' for c in _EFFORT_COLS]
+    casts += ['CAST(string_split("seed_losses", \',\') AS DOUBLE[]) AS "seed_losses"']
     casts += [f'CAST("{c.name}" AS {_duck_type(c)}) AS "{c.name}"' for c in _trial_columns()]
     return f"CREATE VIEW seqdb_internal.best_search AS SELECT {', '.join(casts)} FROM {func}('db', '{inner}')"
 
@@ -215,11 +227,17 @@ SCALING_POINTS = View(
     "scaling_points",
     "One row per (experiment, horizon, budget) with a completed search trial: the exact "
     "parameter count N and best validation loss L of the best trial, and the tuning effort "
-    "spent on that budget (finished trials, epochs, steps) so an unfair comparison shows.",
+    "spent on that budget (finished trials, epochs, steps) so an unfair comparison shows; "
+    "seed replicates of the best trial (`seqdb replicate`) give n_seeds, every seed's loss, "
+    "their geometric mean and the sd of log loss (NULL with one seed).",
     """
 SELECT e.name AS experiment, s.horizon, b.label AS budget, b.n_params AS budget_params,
        t.resolved_param_count AS param_count, t.best_val_loss, t.trial_id,
-       t.n_finished, t.n_completed, t.epochs_total, t.epochs_mean, t.steps_total
+       t.n_finished, t.n_completed, t.epochs_total, t.epochs_mean, t.steps_total,
+       1 + COALESCE(len(t.seed_losses), 0) AS n_seeds,
+       list_prepend(t.best_val_loss, COALESCE(t.seed_losses, []::DOUBLE[])) AS seed_losses,
+       exp(list_avg(list_transform(list_prepend(t.best_val_loss, COALESCE(t.seed_losses, []::DOUBLE[])), x -> ln(x)))) AS seed_loss_mean,
+       list_stddev_samp(list_transform(list_prepend(t.best_val_loss, COALESCE(t.seed_losses, []::DOUBLE[])), x -> ln(x))) AS seed_log_loss_sd
 FROM seqdb_internal.best_search t
 JOIN tables.study s ON s.study_id = t.study_id
 JOIN tables.experiment e ON e.experiment_id = s.experiment_id
