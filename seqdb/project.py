@@ -4,6 +4,12 @@ The database URL is chosen, in order, by `--db`, the SEQDB_DATABASE_URL environm
 or the project's `seqdb.yaml`. A relative SQLite path in `seqdb.yaml` is relative to the
 project folder. Artifacts live under `artifacts_root` (SEQDB_ARTIFACTS overrides it), which may
 be shared storage.
+
+No password is ever written to `seqdb.yaml`: `seqdb init --db postgresql://user:PASSWORD@...`
+stores the password in the project's `.pgpass` (mode 0600, the libpq format
+`host:port:db:user:password`) and writes the URL without it, pointing at that file with
+`?passfile=.pgpass` (resolved against the project folder). libpq's own PGPASSWORD and
+~/.pgpass work as usual.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import yaml
 from seqdb.errors import ProjectError
 
 PROJECT_FILE = "seqdb.yaml"
+PASS_FILE = ".pgpass"
 PROJECT_DIRS = ("configs", "data", "artifacts")
 DEFAULT_DB_FILE = "seqdb.db"
 ENV_URL = "SEQDB_DATABASE_URL"
@@ -70,7 +77,45 @@ def _resolve_db(root: Path, value: str) -> str:
     if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
         rel = value[len("sqlite:///") :]
         return sqlite_url(root / rel)
-    return value
+    return _resolve_passfile(root, value)
+
+
+def _resolve_passfile(root: Path, value: str) -> str:
+    """A relative `?passfile=` in seqdb.yaml is relative to the project folder."""
+    from sqlalchemy.engine import make_url
+
+    if "passfile=" not in value:
+        return value
+    url = make_url(value)
+    passfile = Path(str(url.query.get("passfile", "")))
+    if not passfile.is_absolute():
+        url = url.update_query_dict({"passfile": str((root / passfile).resolve())})
+    return url.render_as_string(hide_password=False)
+
+
+def _pgpass_field(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def database_setting(root: Path, database: str) -> str:
+    """The `database:` value for seqdb.yaml. A Postgres password moves to root/.pgpass
+    (0600) and the URL refers to it; the password itself is never in the returned text."""
+    from sqlalchemy.engine import URL, make_url
+
+    from seqdb.db.engine import normalize_url
+
+    url = normalize_url(database)
+    if url.password is None:
+        return database
+    line = ":".join(_pgpass_field(v) for v in (url.host or "localhost", url.port or 5432, url.database or "*", url.username or "*", url.password))
+    passfile = root / PASS_FILE
+    fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(line + "\n")
+    os.chmod(passfile, 0o600)
+    u = make_url(database)
+    bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, {**u.query, "passfile": PASS_FILE})
+    return bare.render_as_string(hide_password=False)
 
 
 def load_project(db: str | None = None, project: Path | None = None) -> Project:
@@ -127,9 +172,11 @@ def init_project(path: Path, database: str | None = None) -> Project:
             if not sub.exists():
                 sub.mkdir()
                 created.append(sub)
-        db_setting = database or f"sqlite:///{DEFAULT_DB_FILE}"
         project_file = path / PROJECT_FILE
         if not project_file.exists():
+            if database and not (path / PASS_FILE).exists():
+                created.append(path / PASS_FILE)
+            db_setting = database_setting(path, database) if database else f"sqlite:///{DEFAULT_DB_FILE}"
             project_file.write_text(project_file_text(db_setting), encoding="utf-8")
             created.append(project_file)
         project = load_project(db=database, project=path)
