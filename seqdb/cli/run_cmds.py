@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from seqdb.cli.common import BudgetOption, ExperimentOption, HorizonOption, console, open_db
+from seqdb.cli.common import ExperimentOption, console, open_db
 from seqdb.errors import ConfigError
 
 worker_app = typer.Typer(help="Workers registered in the database.", no_args_is_help=True)
@@ -16,33 +17,71 @@ worker_app = typer.Typer(help="Workers registered in the database.", no_args_is_
 
 def run(
     ctx: typer.Context,
-    budget: BudgetOption,
-    horizon: HorizonOption,
+    budget: Optional[list[str]] = typer.Option(None, "--budget", help="Only this budget (repeatable), e.g. 20M, 500k; default: every budget of the experiment."),
+    horizon: Optional[list[int]] = typer.Option(None, "--horizon", help="Only this horizon (repeatable); default: every horizon of the experiment."),
     experiment: ExperimentOption = None,
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this host (one per GPU with --device cuda)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     max_trials: Optional[int] = typer.Option(None, "--max-trials", min=1, help="Stop each worker after this many trials."),
     once: bool = typer.Option(False, "--once", help="Run one trial per worker, then exit."),
     lease_seconds: float = typer.Option(60.0, "--lease-seconds", min=1.0, help="Lease length; a dead worker's trial is resumed after it."),
+    live: Optional[bool] = typer.Option(None, "--live/--no-live", help="One live progress table (default on a terminal); --no-live prints a line every 30 s and each worker's lines."),
+    warn_hours: float = typer.Option(1.0, "--warn-hours", min=0.0, help="Warn before a budget estimated to take longer than this."),
 ) -> None:
-    """Claim and train the study's pending trials until it is complete or told to stop."""
-    from seqdb.search.plan import pick_experiment, plan_studies
+    """Run every (budget, horizon) study of the experiment with one pool of workers, until
+    all are complete or told to stop.
+
+    Example: seqdb run --experiment sp500 --budget 2M --budget 20M --workers 2
+    """
     from seqdb.runner.execute import TrainExecutor
     from seqdb.runner.pool import run_pool
+    from seqdb.runner.progress import ExperimentProgress
     from seqdb.runner.worker import WorkerSettings
+    from seqdb.search.plan import pick_experiment, plan_studies
 
     _check_device(device)
     project, engine = open_db(ctx)
     name = pick_experiment(engine, experiment)
-    studies = plan_studies(engine, project, name, [budget], [horizon])
-    console.print(f"study {studies[0].name} (id {studies[0].study_id}): starting {workers} worker(s) on {device}")
-    settings = WorkerSettings(database_url=project.database_url, study_ids=[p.study_id for p in studies],
-                              artifacts_root=str(project.artifacts_root), device=device, lease_s=lease_seconds,
-                              max_trials=max_trials, once=once)
-    summaries = run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
+    budgets, horizons = _selection(engine, name, budget, horizon)
+    studies = plan_studies(engine, project, name, budgets, horizons)
+    ids = [p.study_id for p in studies]
+    what = studies[0].name if len(studies) == 1 else f"{len(studies)} studies of {name} ({', '.join(budgets)} x h {', '.join(map(str, horizons))})"
+    console.print(f"{what} (id {', '.join(map(str, ids))}): starting {workers} worker(s) on {device}")
+    _warn_long(engine, ids, device, workers, warn_hours)
+    live = sys.stdout.isatty() if live is None else live
+    settings = WorkerSettings(database_url=project.database_url, study_ids=ids, artifacts_root=str(project.artifacts_root),
+                              device=device, lease_s=lease_seconds, max_trials=max_trials, once=once, progress=not live)
+    display = ExperimentProgress(engine, name, ids, live=live, console=console).start()
+    try:
+        summaries = run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
+    finally:
+        display.stop()
+    if not live:  # the live table's last frame already says it
+        console.print(display.line(), markup=False, highlight=False)
     done = sum(s.trials_done for s in summaries)
     reasons = sorted({s.stop_reason for s in summaries if s.stop_reason})
     console.print(f"{done} trial(s) run by {len(summaries)} worker(s)" + (f"; stopped: {', '.join(reasons)}" if reasons else ""))
+
+
+def _selection(engine, experiment: str, budgets: Optional[list[str]], horizons: Optional[list[int]]) -> tuple[list[str], list[int]]:  # noqa: ANN001
+    """The (budgets, horizons) to run: those given, else every one of the experiment."""
+    from seqdb.experiment.registry import get_experiment
+
+    _, cfg = get_experiment(engine, experiment)
+    return [str(b) for b in (budgets or cfg.budgets)], list(dict.fromkeys(horizons or cfg.horizons))
+
+
+def _warn_long(engine, study_ids: list[int], device: str, workers: int, warn_hours: float) -> None:  # noqa: ANN001
+    """Print the estimated time of each budget that runs long on this device (FLOPs x steps
+    / measured throughput) and what would make it shorter; never refuses."""
+    from seqdb.search.plan import budget_estimates, long_run_warnings, measure_flops_per_s, trial_costs
+
+    costs = trial_costs(engine, study_ids)
+    if not costs:
+        return
+    rate = measure_flops_per_s(device)
+    for line in long_run_warnings(budget_estimates(costs, rate), device, rate, workers, limit_s=warn_hours * 3600):
+        console.print(f"warning: {line}", markup=False, highlight=False)
 
 
 def stop(
