@@ -13,7 +13,7 @@ LAYERS = [
     ["__main__"],
     ["cli"],
     ["app", "dashboard", "testing"],
-    ["results"],
+    ["results", "cluster"],
     ["views", "runner"],
     ["search"],
     ["train"],

@@ -1,0 +1,54 @@
+"""Plan, write and submit a Slurm job array (the function behind `seqdb launch slurm`).
+
+The studies are checked (and, unless dry, made and their data prepared) here, once, on the
+submitting host, so that the array tasks find them ready and never race to create them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy.engine import Engine
+
+from seqdb.cluster.slurm import SlurmJob, check_job, submit, write_script
+from seqdb.project import Project
+
+
+@dataclass(frozen=True)
+class Launched:
+    script: Path
+    job_id: Optional[str]  # None for a dry run
+    studies: list[str]  # study names (or "budget x h horizon" for a dry run)
+
+
+def selection(engine: Engine, job: SlurmJob) -> list[str]:
+    """Check every (budget, horizon) of the job against the experiment; their labels."""
+    from seqdb.experiment.registry import get_experiment
+    from seqdb.search.study import study_key
+
+    _, cfg = get_experiment(engine, job.experiment)
+    budgets, horizons = job.budgets or [str(b) for b in cfg.budgets], job.horizons or list(cfg.horizons)
+    return [f"{study_key(cfg, b, h).label} x h{h}" for b in budgets for h in horizons]
+
+
+def launch_slurm(engine: Engine, project: Project, job: SlurmJob, *, dry_run: bool = False, sbatch: str = "sbatch") -> Launched:
+    """Write the job's script under <artifacts>/slurm/ and submit it (not when dry)."""
+    from seqdb.search.plan import plan_studies
+
+    job = replace(job, project_root=Path(job.project_root).resolve())
+    check_job(job)
+    names = selection(engine, job)
+    if not dry_run:
+        from seqdb.experiment.registry import get_experiment
+
+        _, cfg = get_experiment(engine, job.experiment)
+        budgets, horizons = job.budgets or [str(b) for b in cfg.budgets], job.horizons or list(cfg.horizons)
+        names = [p.name for p in plan_studies(engine, project, job.experiment, budgets, horizons)]
+    script = write_script(job, Path(project.artifacts_root) / "slurm")
+    job_id = None if dry_run else submit(script, sbatch)
+    return Launched(script, job_id, names)
+
+
+__all__ = ["Launched", "launch_slurm", "selection"]
