@@ -87,6 +87,7 @@ t.trial_id, t.study_id, s.name AS study, e.name AS experiment, b.label AS budget
        COALESCE({_batch('effective_batch_size', 'effective')}, {_cfg('training.effective_batch_size', 'BIGINT')}) AS effective_batch_size,
        COALESCE({_batch('batch_size', 'physical_batch_size', 'physical')}, {_cfg('training.batch_size', 'BIGINT')}) AS batch_size,
        {_batch('accumulation', 'accumulation_steps', 'grad_accumulation')} AS accumulation,
+       t.tokens, t.flops,
        t.config, t.params, t.batch_config, t.error"""
 
 
@@ -233,7 +234,7 @@ SCALING_POINTS = View(
     """
 SELECT e.name AS experiment, s.horizon, b.label AS budget, b.n_params AS budget_params,
        t.resolved_param_count AS param_count, t.best_val_loss, t.trial_id,
-       t.n_finished, t.n_completed, t.epochs_total, t.epochs_mean, t.steps_total,
+       t.n_finished, t.n_completed, t.epochs_total, t.epochs_mean, t.steps_total, t.tokens, t.flops,
        1 + COALESCE(len(t.seed_losses), 0) AS n_seeds,
        list_prepend(t.best_val_loss, COALESCE(t.seed_losses, []::DOUBLE[])) AS seed_losses,
        exp(list_avg(list_transform(list_prepend(t.best_val_loss, COALESCE(t.seed_losses, []::DOUBLE[])), x -> ln(x)))) AS seed_loss_mean,
@@ -265,11 +266,42 @@ JOIN tables.budget b ON b.budget_id = s.budget_id
 # ------------------------------------------------------------------------------------------
 LEARNING_CURVES = View(
     "learning_curves",
-    "Every metric row: one point of one trial's learning curve (train_loss, val_loss, lr ...). "
-    "For one trial, `learning_curve(trial_id)` is the fast path on both backends.",
+    "Every metric row: one point of one trial's learning curve (train_loss, val_loss, lr ...), "
+    "with the training tokens and FLOPs seen by that step (recorded at evaluation steps; NULL "
+    "elsewhere). For one trial, `learning_curve(trial_id)` is the fast path on both backends.",
     """
-SELECT m.trial_id, m.name AS metric, m.step, m.epoch, m.value, to_timestamp(m.time)::TIMESTAMP AS time
+SELECT m.trial_id, m.name AS metric, m.step, m.epoch, m.value, to_timestamp(m.time)::TIMESTAMP AS time,
+       CAST(tk.value AS BIGINT) AS tokens, fl.value AS flops
 FROM tables.metric m
+LEFT JOIN tables.metric tk ON tk.trial_id = m.trial_id AND tk.step = m.step AND tk.name = 'tokens'
+LEFT JOIN tables.metric fl ON fl.trial_id = m.trial_id AND fl.step = m.step AND fl.name = 'flops'
+""",
+)
+
+# ------------------------------------------------------------------------------------------
+# scaling_nd_points: every evaluation of a search trial as an (N, D, loss) point of L(N, D)
+# ------------------------------------------------------------------------------------------
+SCALING_ND_POINTS = View(
+    "scaling_nd_points",
+    "One row per (search trial, evaluation): parameter count N, training tokens D and FLOPs "
+    "seen so far, and the validation loss there. `final` marks a completed trial's last "
+    "evaluation, the points comparable across trials under a decaying (cosine/linear) "
+    "schedule (docs/scaling.md); `seqdb scaling --law nd` fits the best final point per "
+    "(budget, tokens).",
+    """
+SELECT e.name AS experiment, s.horizon, b.label AS budget, b.n_params AS budget_params, s.study_id,
+       t.trial_id, t.number, t.state, COALESCE(t.param_count, a.param_count) AS param_count,
+       v.step, v.epoch, CAST(tk.value AS BIGINT) AS tokens, fl.value AS flops, v.value AS val_loss,
+       COALESCE(t.state = 'completed' AND v.step = t.step, false) AS final
+FROM tables.metric v
+JOIN tables.metric tk ON tk.trial_id = v.trial_id AND tk.step = v.step AND tk.name = 'tokens'
+LEFT JOIN tables.metric fl ON fl.trial_id = v.trial_id AND fl.step = v.step AND fl.name = 'flops'
+JOIN tables.trial t ON t.trial_id = v.trial_id
+JOIN tables.study s ON s.study_id = t.study_id AND s.kind = 'search'
+JOIN tables.experiment e ON e.experiment_id = s.experiment_id
+JOIN tables.budget b ON b.budget_id = s.budget_id
+LEFT JOIN tables.architecture a ON a.architecture_id = t.architecture_id
+WHERE v.name = 'val_loss'
 """,
 )
 
@@ -361,7 +393,7 @@ LEFT JOIN tables.architecture a ON a.architecture_id = t.architecture_id
 )
 
 VIEWS: list[View] = [
-    TRIALS, STUDY_PROGRESS, SCALING_POINTS, BEST_TRIALS, LEARNING_CURVES, CHECKPOINTS, WORKERS,
+    TRIALS, STUDY_PROGRESS, SCALING_POINTS, BEST_TRIALS, LEARNING_CURVES, SCALING_ND_POINTS, CHECKPOINTS, WORKERS,
     TRIAL_OBJECTIVES, PARETO_FRONT,
 ]
 VIEW_NAMES = [v.name for v in VIEWS]
@@ -378,17 +410,21 @@ def learning_curve_macro_sql(backend: str) -> str:
     travel as `printf('%!.17g')` (exact round trip) and are cast back.
     """
     cols = ("CAST(trial_id AS BIGINT) AS trial_id, CAST(metric AS VARCHAR) AS metric, CAST(step AS BIGINT) AS step, "
-            "CAST(epoch AS BIGINT) AS epoch, CAST(value AS DOUBLE) AS value, to_timestamp(CAST(time AS DOUBLE))::TIMESTAMP AS time")
+            "CAST(epoch AS BIGINT) AS epoch, CAST(value AS DOUBLE) AS value, to_timestamp(CAST(time AS DOUBLE))::TIMESTAMP AS time, "
+            "CAST(CAST(tokens AS DOUBLE) AS BIGINT) AS tokens, CAST(flops AS DOUBLE) AS flops")
+    # tokens / flops of the same step: two more lookups along uq_metric_trial_name_step
+    axis = ("FROM metric m LEFT JOIN metric tk ON tk.trial_id = m.trial_id AND tk.step = m.step AND tk.name = ''tokens'' "
+            "LEFT JOIN metric fl ON fl.trial_id = m.trial_id AND fl.step = m.step AND fl.name = ''flops'' ")
     if backend == "sqlite":
         inner = (
-            "'SELECT trial_id, name AS metric, step, epoch, printf(''%!.17g'', value) AS value, "
-            "printf(''%!.17g'', time) AS time FROM metric WHERE trial_id = '"
-            " || CAST(tid AS BIGINT) || ' ORDER BY name, step'"
+            "'SELECT m.trial_id, m.name AS metric, m.step, m.epoch, printf(''%!.17g'', m.value) AS value, "
+            f"printf(''%!.17g'', m.time) AS time, printf(''%!.17g'', tk.value) AS tokens, printf(''%!.17g'', fl.value) AS flops {axis}"
+            "WHERE m.trial_id = ' || CAST(tid AS BIGINT) || ' ORDER BY m.name, m.step'"
         )
         return f"CREATE MACRO learning_curve(tid) AS TABLE SELECT {cols} FROM sqlite_query('db', {inner})"
     inner = (
-        "'SELECT trial_id, name AS metric, step, epoch, value, time FROM metric WHERE trial_id = '"
-        " || CAST(tid AS BIGINT) || ' ORDER BY name, step'"
+        f"'SELECT m.trial_id, m.name AS metric, m.step, m.epoch, m.value, m.time, tk.value AS tokens, fl.value AS flops {axis}"
+        "WHERE m.trial_id = ' || CAST(tid AS BIGINT) || ' ORDER BY m.name, m.step'"
     )
     return f"CREATE MACRO learning_curve(tid) AS TABLE SELECT {cols} FROM postgres_query('db', {inner})"
 

@@ -57,9 +57,14 @@ class Seeded:
     dead_worker: str = "host-b:2:w"
 
 
+TOKENS_PER_STEP = 64 * 32  # effective batch x context length: the `tokens` metric at each evaluation
+
+
 def _add_metrics(s, trial_id: int, final: float, steps: int = 5) -> None:
     for k in range(1, steps + 1):
         for name, value in (("train_loss", final + 1.0 / k), ("val_loss", final + 0.5 / k - 0.5 / steps)):
+            s.add(Metric(trial_id=trial_id, step=10 * k, epoch=k, name=name, value=value, time=1.7e9 + 60 * k))
+        for name, value in (("tokens", TOKENS_PER_STEP * 10 * k), ("flops", 6.0 * 1e6 * TOKENS_PER_STEP * 10 * k)):
             s.add(Metric(trial_id=trial_id, step=10 * k, epoch=k, name=name, value=value, time=1.7e9 + 60 * k))
 
 
@@ -84,6 +89,7 @@ def _search_study(s, exp: Experiment, budget: Budget, horizon: int, seeded: Seed
                   config=trial_config(64, lr, horizon, budget.label), params={"learning_rate": lr, "d_model": 64},
                   state=state, best_val_loss=None if offset is None else best + offset,
                   values=None if offset is None else [best + offset], step=50 if finished else 0,
+                  tokens=TOKENS_PER_STEP * 50 if finished else None,
                   epochs_done=5 if state == "completed" else (2 if state == "pruned" else 0),
                   batch_config={"batch_size": 16, "accumulation": 4, "effective_batch_size": 64} if finished else None,
                   started_at=now - timedelta(minutes=10) if state != "pending" else None,

@@ -20,7 +20,7 @@ def test_every_view_answers(vc):
     assert counts["study_progress"] == 7
     assert counts["scaling_points"] == 7 and counts["best_trials"] == 7
     assert counts["checkpoints"] == 6 * 3
-    assert counts["learning_curves"] == 6 * 3 * 10
+    assert counts["learning_curves"] == 6 * 3 * 20  # train_loss, val_loss, tokens, flops at 5 steps
     assert counts["workers"] == 2
     assert counts["trial_objectives"] == 6 * 3 + 5 * 2
     assert counts["pareto_front"] == len(MO_FRONT_NUMBERS)
@@ -74,8 +74,9 @@ def test_learning_curve_macro_matches_the_view(vc, seeded):
     tid = seeded.best_trial[("20M", 1)]
     fast = rows(vc, "SELECT * FROM learning_curve(?)", [tid])
     slow = rows(vc, "SELECT * FROM learning_curves WHERE trial_id = ? ORDER BY metric, step", [tid])
-    assert fast == slow and len(fast) == 10
+    assert fast == slow and len(fast) == 20
     assert [r["step"] for r in fast if r["metric"] == "val_loss"] == [10, 20, 30, 40, 50]
+    assert [r["tokens"] for r in fast if r["metric"] == "val_loss"] == [64 * 32 * 10 * k for k in range(1, 6)]
     assert rows(vc, "SELECT * FROM learning_curve(999999)") == []
 
 
@@ -109,7 +110,7 @@ best AS (
   FROM fin WHERE state = 'completed' AND best_val_loss IS NOT NULL GROUP BY ALL)
 SELECT e.name AS experiment, best.horizon, b.label AS budget, b.n_params AS budget_params,
        COALESCE(t.param_count, a.param_count) AS param_count, best.best_val_loss, best.trial_id,
-       ef.n_finished, ef.n_completed, ef.epochs_total, ef.epochs_mean, ef.steps_total
+       ef.n_finished, ef.n_completed, ef.epochs_total, ef.epochs_mean, ef.steps_total, t.tokens, t.flops
 FROM best JOIN effort ef USING (experiment_id, budget_id, horizon)
 JOIN tables.experiment e ON e.experiment_id = best.experiment_id JOIN tables.budget b ON b.budget_id = best.budget_id
 JOIN tables.trial t ON t.trial_id = best.trial_id LEFT JOIN tables.architecture a ON a.architecture_id = t.architecture_id
