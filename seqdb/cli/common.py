@@ -8,17 +8,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, Optional
+import sys
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import Engine
 
-from seqdb.db.engine import get_engine
-from seqdb.db.migrate import require_head
-from seqdb.project import Project, load_project
+if TYPE_CHECKING:  # sqlalchemy, alembic and the project loader are imported when a command needs them
+    from sqlalchemy.engine import Engine
 
-import sys
+    from seqdb.project import Project
 
 # In a pipe or a log file rich would wrap tables at 80 columns; use a wider page there.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -46,7 +45,9 @@ def state(ctx: typer.Context) -> CliState:
     return root.obj
 
 
-def resolve_project(ctx: typer.Context) -> Project:
+def resolve_project(ctx: typer.Context) -> "Project":
+    from seqdb.project import load_project
+
     st = state(ctx)
     return load_project(db=st.db, project=st.project)
 
@@ -73,8 +74,11 @@ def step_bar(title: str, total: int, enabled: bool = True) -> Iterator[Optional[
         bar.update(task, completed=total, description="done")
 
 
-def open_db(ctx: typer.Context, *, check_revision: bool = True) -> tuple[Project, Engine]:
+def open_db(ctx: typer.Context, *, check_revision: bool = True) -> tuple["Project", "Engine"]:
     """The project and its engine; refuses a database not at the newest revision."""
+    from seqdb.db.engine import get_engine
+    from seqdb.db.migrate import require_head
+
     project = resolve_project(ctx)
     engine = get_engine(project.database_url)
     if check_revision:

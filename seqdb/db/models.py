@@ -14,12 +14,13 @@ Schema changes go only through Alembic migrations in `seqdb/migrations/` (shippe
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Any, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
+
+from seqdb.db.states import FINISHED_STATES, TrialState  # re-exported: defined there for light readers
 
 # JSON on SQLite, JSONB on Postgres.
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -42,18 +43,6 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
 
 def _created() -> Any:
     return Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False))
-
-
-class TrialState(str, Enum):
-    pending = "pending"
-    running = "running"
-    completed = "completed"
-    pruned = "pruned"
-    failed = "failed"
-    stopped = "stopped"
-
-
-FINISHED_STATES = (TrialState.completed.value, TrialState.pruned.value, TrialState.failed.value)
 
 
 # --------------------------------------------------------------------------------------

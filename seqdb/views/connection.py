@@ -29,6 +29,13 @@ from seqdb.errors import DatabaseError
 
 DB_ALIAS = "db"  # the attached seqdb database inside DuckDB
 
+# The scanners are LOADed by absolute path from the pinned duckdb-ext-* wheels (whose files
+# pip checked against the registry's hashes at install). DuckDB's own signature check hashes
+# the whole ~50 MB file on every connect (~0.25 s of every `seqdb sql`), so it is skipped:
+# `allow_unsigned_extensions` only matters until `_lock_down`, after which no LOAD, INSTALL
+# or SET can run (external access off, configuration locked).
+CONNECT_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False, "allow_unsigned_extensions": True}
+
 
 def extension_directory() -> str:
     """Folder of the scanner extensions shipped by the duckdb-ext-* wheels."""
@@ -39,6 +46,21 @@ def extension_directory() -> str:
         if folder.is_dir():
             return str(folder)
     raise DatabaseError("DuckDB scanner extensions not found: install duckdb-ext-sqlite and duckdb-ext-postgres")
+
+
+_EXTENSION_FILES: dict[str, str] = {}
+
+
+def extension_file(name: str) -> str:
+    """Absolute path of the shipped `<name>_scanner.duckdb_extension` for this DuckDB build."""
+    if name not in _EXTENSION_FILES:
+        version_dir = Path(extension_directory()) / f"v{duckdb.__version__}"
+        found = sorted(version_dir.glob(f"*/{name}_scanner.duckdb_extension"))
+        if not found:
+            raise DatabaseError(f"DuckDB {name} scanner for DuckDB {duckdb.__version__} not found under {version_dir}; "
+                                f"install duckdb-ext-{name}=={duckdb.__version__}")
+        _EXTENSION_FILES[name] = str(found[0])
+    return _EXTENSION_FILES[name]
 
 
 def postgres_conninfo(url: str) -> str:
@@ -94,10 +116,10 @@ def _attach(con: duckdb.DuckDBPyConnection, url: str) -> str:
         path = Path(parsed.database)
         if not path.is_file():
             raise DatabaseError(f"SQLite database {path} does not exist; run `seqdb init` or pass --db")
-        con.execute("LOAD sqlite")
+        con.execute(f"LOAD {_sql_str(extension_file('sqlite'))}")
         con.execute(f"ATTACH {_sql_str(str(path))} AS {DB_ALIAS} (TYPE sqlite, READ_ONLY)")
         return "sqlite"
-    con.execute("LOAD postgres")
+    con.execute(f"LOAD {_sql_str(extension_file('postgres'))}")
     conninfo = postgres_conninfo(parsed.render_as_string(hide_password=False))
     con.execute(f"ATTACH {_sql_str(conninfo)} AS {DB_ALIAS} (TYPE postgres, READ_ONLY)")
     return "postgres"
@@ -117,9 +139,8 @@ def connect(url: str, *, threads: int | None = None) -> ViewConnection:
     """Open DuckDB over the live seqdb database at `url`, create the views, lock it down."""
     from seqdb.views.definitions import create_views
 
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con = duckdb.connect(":memory:", config=CONNECT_CONFIG)
     try:
-        con.execute("SET extension_directory = ?", [extension_directory()])
         con.execute("SET TimeZone = 'UTC'")
         if threads or os.environ.get("SEQDB_DUCKDB_THREADS"):
             con.execute(f"SET threads = {int(threads or os.environ['SEQDB_DUCKDB_THREADS'])}")

@@ -6,34 +6,43 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import duckdb
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from seqdb.errors import ConfigError
 from seqdb.views.connection import ViewConnection
-from seqdb.views.definitions import VIEW_NAMES
 from seqdb.views.guard import QueryFailed, check_select
+
+if TYPE_CHECKING:  # pyarrow (~0.2 s) is imported by the functions that build Arrow tables
+    import pyarrow as pa
 
 FORMATS = ("table", "csv", "json", "parquet")
 EXPORT_FORMATS = ("parquet", "csv", "json")
 
 
-def sql(vc: ViewConnection, query: str, params: Sequence[Any] | None = None) -> pa.Table:
-    """Run one read-only SELECT over the views; the result as an Arrow table."""
+def _run(vc: ViewConnection, query: str, params: Sequence[Any] | None, fetch):  # noqa: ANN001, ANN202
+    """Check and run one SELECT on a fresh cursor; `fetch(result)` reads it."""
     cur = vc.cursor()
     try:
         check_select(cur, query)
         try:
-            return cur.execute(query, list(params) if params else None).fetch_arrow_table()
+            return fetch(cur.execute(query, list(params) if params else None))
         except duckdb.Error as exc:
             text = str(exc).strip()
             raise QueryFailed(f"query failed: {text.splitlines()[0] if text else type(exc).__name__}") from None
     finally:
         cur.close()
+
+
+def sql(vc: ViewConnection, query: str, params: Sequence[Any] | None = None) -> "pa.Table":
+    """Run one read-only SELECT over the views; the result as an Arrow table."""
+    return _run(vc, query, params, lambda res: res.fetch_arrow_table())
+
+
+def sql_rows(vc: ViewConnection, query: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+    """Like `sql`, as (column names, row tuples) without Arrow (the terminal table's form)."""
+    return _run(vc, query, params, lambda res: ([d[0] for d in res.description], res.fetchall()))
 
 
 def sql_df(vc: ViewConnection, query: str, params: Sequence[Any] | None = None):  # noqa: ANN201
@@ -47,13 +56,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _write_json(table: pa.Table, path: Path) -> None:
+def _write_json(table: "pa.Table", path: Path) -> None:
     rows = [{k: _jsonable(v) for k, v in row.items()} for row in table.to_pylist()]
     path.write_text(json.dumps(rows, default=str, indent=None) + "\n", encoding="utf-8")
 
 
-def _csv_ready(table: pa.Table) -> pa.Table:
+def _csv_ready(table: "pa.Table") -> "pa.Table":
     """CSV cannot hold lists/structs: write those columns as JSON text."""
+    import pyarrow as pa
+
     cols = []
     for name, col in zip(table.column_names, table.columns):
         if pa.types.is_nested(col.type):
@@ -62,7 +73,7 @@ def _csv_ready(table: pa.Table) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def write_table(table: pa.Table, fmt: str, path: Path) -> Path:
+def write_table(table: "pa.Table", fmt: str, path: Path) -> Path:
     """Write `table` to `path` atomically (temp file in the same folder, then rename)."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
@@ -73,8 +84,12 @@ def write_table(table: pa.Table, fmt: str, path: Path) -> Path:
     tmp = Path(tmp_name)
     try:
         if fmt == "parquet":
+            import pyarrow.parquet as pq
+
             pq.write_table(table, tmp)
         elif fmt == "csv":
+            import pyarrow.csv as pacsv
+
             pacsv.write_csv(_csv_ready(table), tmp)
         else:
             _write_json(table, tmp)
@@ -103,6 +118,8 @@ def format_for(output: Path | None, fmt: str | None) -> str:
 
 def export(vc: ViewConnection, out_dir: Path, views: Sequence[str] = (), fmt: str = "parquet") -> list[Path]:
     """Write each view (default: all) to OUT_DIR/<view>.<fmt>; returns the files written."""
+    from seqdb.views.definitions import VIEW_NAMES
+
     names = list(views) or list(VIEW_NAMES)
     unknown = [v for v in names if v not in VIEW_NAMES]
     if unknown:
