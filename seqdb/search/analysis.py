@@ -42,17 +42,26 @@ def param_importance(params: list[dict], values: list[float], *, direction: str 
     params dict and one objective value per completed trial. Only parameters that vary count;
     their distributions are read off the values. {} when fewer than `min_trials` rows or
     nothing varies. The engine path below and the dashboard both call this."""
-    names = sorted({k for p in params for k in p})
-    varying = [k for k in names if len({repr(p.get(k)) for p in params}) > 1]
-    if len(params) < max(min_trials, 2) or not varying:
+    if len(params) < max(min_trials, 2):
         return {}
-    dists = {k: _distribution([p.get(k) for p in params]) for k in varying}
-    study = optuna.create_study(direction=direction)
-    for p, value in zip(params, values):
-        row = {k: _param_value(p.get(k), dists[k]) for k in varying}
-        study.add_trial(optuna.trial.create_trial(params=row, distributions=dists, value=float(value)))
+    study, varying = memory_study(params, values, direction=direction)
+    if not varying:
+        return {}
     result = optuna.importance.get_param_importances(study, evaluator=EVALUATORS[evaluator](), params=varying)
     return {k: float(v) for k, v in result.items()}
+
+
+def memory_study(params: list[dict], values: list[float], *, direction: str = "minimize") -> tuple[optuna.Study, list[str]]:
+    """An in-memory Optuna study of plain rows (one params dict and one objective value per
+    completed trial) over the parameters that vary, and their names; distributions are read off
+    the values. For Optuna's importance evaluators and plots (the dashboard's slice and contour)."""
+    names = sorted({k for p in params for k in p})
+    varying = [k for k in names if len({repr(p.get(k)) for p in params}) > 1]
+    dists = {k: _distribution([p.get(k) for p in params]) for k in varying}
+    study = optuna.create_study(direction=direction)
+    study.add_trials([optuna.trial.create_trial(params={k: _param_value(p.get(k), dists[k]) for k in varying},
+                                                distributions=dists, value=float(v)) for p, v in zip(params, values)])
+    return study, varying
 
 
 def _distribution(values: list) -> optuna.distributions.BaseDistribution:

@@ -1,28 +1,33 @@
-"""Learning curves: overlay selected trials."""
+"""Learning curves: compare trials, the losses on one axis, throughput and every other metric on its own."""
 
 from __future__ import annotations
 
-import plotly.express as px
 import streamlit as st
 
-from seqdb.dashboard.common import options, pick, query
+from seqdb.dashboard.common import curves, experiment, query, show_curves
 
 st.title("Learning curves")
-metrics = options("SELECT DISTINCT name FROM tables.metric ORDER BY 1")
-best = query("SELECT trial_id, experiment || ' ' || budget || ' h' || horizon AS what FROM best_trials ORDER BY experiment, horizon, param_count")
-choices = query("SELECT trial_id, experiment || ' ' || budget || ' h' || horizon || ' #' || number AS what FROM trials "
-                "WHERE state <> 'pending' ORDER BY trial_id LIMIT 5000")
-labels = dict(zip(choices.trial_id, choices.what))
-c1, c2 = st.columns([3, 1])
-selected = c1.multiselect("trials", list(labels), default=[t for t in best.trial_id.tolist() if t in labels][:8],
-                          format_func=lambda t: f"{t}: {labels.get(t, '')}")
-metric = pick("metric", metrics, "No metrics recorded yet.", where=c2, index=metrics.index("val_loss") if "val_loss" in metrics else 0)
-if not selected:
-    st.info("pick one or more trials")
+name = experiment()
+best = query("SELECT trial_id FROM best_trials WHERE experiment = ? ORDER BY horizon, param_count", (name,))
+choices = query("SELECT trial_id, budget || ' h' || horizon || ' #' || number || ' (' || state || ')' AS what FROM trials "
+                "WHERE experiment = ? AND state <> 'pending' ORDER BY best_val_loss NULLS LAST, trial_id LIMIT 5000", (name,))
+if choices.empty:
+    st.info(f"No trial of {name} has started yet.")
     st.stop()
-frames = [query("SELECT * FROM learning_curve(?) WHERE metric = ?", (int(t), metric)).assign(trial=f"{t}: {labels.get(t, '')}") for t in selected]
-import pandas as pd  # noqa: E402
-
-df = pd.concat(frames, ignore_index=True)
-st.plotly_chart(px.line(df, x="step", y="value", color="trial", log_y=True, height=520, labels={"value": metric}),
-                width="stretch")
+labels = {int(t): f"{t}: {w}" for t, w in zip(choices.trial_id, choices.what)}
+c1, c2, c3 = st.columns([4, 1, 1])
+selected = c1.multiselect("trials", list(labels), default=[t for t in best.trial_id.tolist() if t in labels][:8] or list(labels)[:1],
+                          format_func=labels.get, help="default: the best trial of each budget and horizon")
+x = c2.radio("x axis", ["step", "epoch"], horizontal=True)
+log_y = c3.checkbox("log scale", value=True, help="y on a log scale wherever every value is positive")
+if not selected:
+    st.info("Pick one or more trials.")
+    st.stop()
+df = curves({t: labels[t] for t in selected})
+if df.empty:
+    st.info("No metrics recorded for these trials yet.")
+    st.stop()
+metrics = sorted(df.metric.unique())
+shown = st.multiselect("metrics", metrics, default=metrics)
+show_curves(df[df.metric.isin(shown)], log_y=log_y, x=x)
+st.caption(f"{len(selected)} trial(s) of {name}; losses share one axis, throughput and each other metric have their own")

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from seqdb.dashboard.common import TTL_S, empty, pick_study, query
+from seqdb.dashboard.common import TTL_S, empty, experiment, pick_study, query
 from seqdb.search.analysis import param_importance
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -23,8 +23,9 @@ def importance(params: list[dict], loss: list[float]) -> pd.DataFrame:
 
 
 st.title("Importance & parallel coordinates")
-study = pick_study("SELECT study_id, study AS name FROM study_progress WHERE completed >= 1 ORDER BY experiment, budget_params, horizon",
-                   "No study with completed trials yet.")
+name = experiment()
+study = pick_study("SELECT study_id, study AS name FROM study_progress WHERE experiment = ? AND completed >= 1 "
+                   "ORDER BY budget_params, horizon", f"No study of {name} has completed trials yet.", params=(name,))
 trials = query("SELECT trial_id, params, best_val_loss FROM trials WHERE study_id = ? AND state = 'completed' "
                "AND best_val_loss IS NOT NULL ORDER BY trial_id", (int(study.study_id),))
 rows = [json.loads(p) if isinstance(p, str) else (p or {}) for p in trials.params]

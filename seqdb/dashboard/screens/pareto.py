@@ -5,11 +5,14 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from seqdb.dashboard.common import empty, pick_study, query
+from seqdb.dashboard.common import empty, experiment, pick_study, query
 
 st.title("Pareto")
-study = pick_study("SELECT study_id, name FROM tables.study WHERE json_array_length(objectives) >= 2 ORDER BY study_id",
-                   "No multi-objective study: set two or more objectives (e.g. val_loss and latency) in the experiment.")
+name = experiment()
+study = pick_study("SELECT s.study_id, s.name FROM tables.study s JOIN tables.experiment e ON e.experiment_id = s.experiment_id "
+                   "WHERE e.name = ? AND json_array_length(s.objectives) >= 2 ORDER BY s.study_id",
+                   f"No multi-objective study in {name}: set two or more objectives (e.g. val_loss and latency) in the experiment.",
+                   params=(name,))
 study_id = int(study.study_id)
 obj = query("SELECT trial_id, objective_index, objective, direction, value FROM trial_objectives "
             "WHERE study_id = ? AND state = 'completed'", (study_id,))
