@@ -44,10 +44,10 @@ def slurm(
     done = launch_slurm(engine, project, job, dry_run=dry_run)
     if dry_run:
         console.print(done.script.read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)
-        console.print(f"wrote {done.script} for {len(done.studies)} studies ({', '.join(done.studies)}); not submitted (--dry-run)")
+        console.print(f"wrote {done.script} for {len(done.studies)} studies ({', '.join(done.studies)}); not submitted (--dry-run)", soft_wrap=True)
         return
-    console.print(f"submitted job array {done.job_id}: {workers} worker(s) on {len(done.studies)} studies; script {done.script}")
-    console.print(f"follow it with `squeue -j {done.job_id}` and `seqdb status`; logs in {done.script.parent}")
+    console.print(f"submitted job array {done.job_id}: {workers} worker(s) on {len(done.studies)} studies; script {done.script}", soft_wrap=True)
+    console.print(f"follow it with `squeue -j {done.job_id}` and `seqdb status`; logs in {done.script.parent}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,31 +20,33 @@ from seqdb.project import Project
 class Launched:
     script: Path
     job_id: Optional[str]  # None for a dry run
-    studies: list[str]  # study names (or "budget x h horizon" for a dry run)
+    studies: list[str]  # study names ("budget x h horizon" for a dry run)
 
 
-def selection(engine: Engine, job: SlurmJob) -> list[str]:
-    """Check every (budget, horizon) of the job against the experiment; their labels."""
+def selection(engine: Engine, job: SlurmJob) -> tuple[list[str], list[int]]:
+    """The job's (budgets, horizons), every one checked against the experiment (default:
+    all of the experiment's)."""
     from seqdb.experiment.registry import get_experiment
     from seqdb.search.study import study_key
 
     _, cfg = get_experiment(engine, job.experiment)
     budgets, horizons = job.budgets or [str(b) for b in cfg.budgets], job.horizons or list(cfg.horizons)
-    return [f"{study_key(cfg, b, h).label} x h{h}" for b in budgets for h in horizons]
+    for b in budgets:
+        for h in horizons:
+            study_key(cfg, b, h)
+    return budgets, horizons
 
 
 def launch_slurm(engine: Engine, project: Project, job: SlurmJob, *, dry_run: bool = False, sbatch: str = "sbatch") -> Launched:
-    """Write the job's script under <artifacts>/slurm/ and submit it (not when dry)."""
+    """Write the job's script under <artifacts>/slurm/ and submit it; a dry run only writes
+    it (no study is made, nothing is submitted)."""
     from seqdb.search.plan import plan_studies
 
     job = replace(job, project_root=Path(job.project_root).resolve())
     check_job(job)
-    names = selection(engine, job)
+    budgets, horizons = selection(engine, job)
+    names = [f"{b} x h{h}" for b in budgets for h in horizons]
     if not dry_run:
-        from seqdb.experiment.registry import get_experiment
-
-        _, cfg = get_experiment(engine, job.experiment)
-        budgets, horizons = job.budgets or [str(b) for b in cfg.budgets], job.horizons or list(cfg.horizons)
         names = [p.name for p in plan_studies(engine, project, job.experiment, budgets, horizons)]
     script = write_script(job, Path(project.artifacts_root) / "slurm")
     job_id = None if dry_run else submit(script, sbatch)
