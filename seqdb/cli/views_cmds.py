@@ -1,4 +1,4 @@
-"""`seqdb sql`, `seqdb export`, `seqdb scaling`, `seqdb dashboard`: read-only access through the DuckDB views."""
+"""`seqdb sql`, `seqdb export`, `seqdb scaling` (seqdb/cli/scaling_cmds.py), `seqdb dashboard`: read-only access through the DuckDB views."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from seqdb.cli import scaling_cmds
 from seqdb.cli.common import console, open_db
 
 DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"  # shipped inside the package
@@ -82,71 +83,6 @@ def export_cmd(
         console.print(f"wrote {p}")
 
 
-def _fmt_iv(iv) -> str:  # noqa: ANN001
-    return f"[{iv.low:.4g}, {iv.high:.4g}]" if iv is not None else "-"
-
-
-def _print_scaling(hs) -> None:  # noqa: ANN001
-    table = Table(title=f"{hs.experiment} - horizon {hs.horizon}")
-    for col in ("budget", "N", "best loss", "trial", "finished", "completed", "epochs", "epochs/trial"):
-        table.add_column(col, justify="right")
-    for p in hs.points:
-        table.add_row(p.budget, f"{p.param_count:,}", f"{p.best_val_loss:.5g}", str(p.trial_id), str(p.n_finished),
-                      str(p.n_completed), str(p.epochs_total), f"{p.epochs_mean:.3g}")
-    console.print(table)
-    if hs.fit is None:
-        console.print(f"no fit: {hs.message}")
-        return
-    b = hs.bootstrap
-    console.print(f"fit L(N) = E + A*N^-alpha  (Huber in log space; 95% bootstrap intervals, {b.replicates if b else 0} replicates)")
-    console.print(f"  E     = {hs.fit.E:.5g}  {_fmt_iv(b.E if b else None)}")
-    console.print(f"  A     = {hs.fit.A:.5g}  {_fmt_iv(b.A if b else None)}")
-    console.print(f"  alpha = {hs.fit.alpha:.5g}  {_fmt_iv(b.alpha if b else None)}")
-    if hs.at is not None:
-        console.print(f"  L({hs.at.n:,}) = {hs.at.loss:.5g}  {_fmt_iv(hs.at.interval)}  (extrapolated)")
-
-
-def _scaling_json(hs) -> dict:  # noqa: ANN001
-    from dataclasses import asdict
-
-    b = hs.bootstrap
-    return {
-        "experiment": hs.experiment, "horizon": hs.horizon, "points": [asdict(p) for p in hs.points],
-        "fit": None if hs.fit is None else {"E": hs.fit.E, "A": hs.fit.A, "alpha": hs.fit.alpha},
-        "intervals": None if b is None else {k: [getattr(b, k).low, getattr(b, k).high] for k in ("E", "A", "alpha")},
-        "at": None if hs.at is None else {"n": hs.at.n, "loss": hs.at.loss,
-                                           "interval": None if hs.at.interval is None else [hs.at.interval.low, hs.at.interval.high]},
-        "message": hs.message,
-    }
-
-
-def scaling_cmd(
-    ctx: typer.Context,
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment."),
-    horizon: Optional[int] = typer.Option(None, "--horizon", help="Only this horizon."),
-    at: Optional[str] = typer.Option(None, "--at", help="Extrapolate the fit to this parameter count (e.g. 2B)."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap replicates for the intervals (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-) -> None:
-    """Scaling points per horizon, the fitted power law with intervals, and the effort per budget."""
-    from seqdb.errors import NotFoundError
-    from seqdb.experiment.budgets import parse_budget
-    from seqdb.views.scaling import scaling_report
-
-    n_at = parse_budget(at) if at is not None else None
-    with _views(ctx) as vc:
-        report = scaling_report(vc, experiment=experiment, horizon=horizon, at=n_at, replicates=bootstrap, seed=seed)
-    if not report:
-        what = " ".join(x for x in (f"experiment {experiment!r}" if experiment else "", f"horizon {horizon}" if horizon else "") if x)
-        raise NotFoundError(f"no completed search trials{' for ' + what if what else ''}; nothing to scale")
-    if as_json:
-        sys.stdout.write(json.dumps([_scaling_json(hs) for hs in report], default=float) + "\n")
-        return
-    for hs in report:
-        _print_scaling(hs)
-
-
 def dashboard_cmd(
     ctx: typer.Context,
     port: int = typer.Option(8501, "--port", help="HTTP port."),
@@ -164,5 +100,5 @@ def dashboard_cmd(
 def register(app: typer.Typer) -> None:
     app.command("sql")(sql_cmd)
     app.command("export")(export_cmd)
-    app.command("scaling")(scaling_cmd)
+    scaling_cmds.register(app)  # `seqdb scaling` and `seqdb scaling fit`
     app.command("dashboard")(dashboard_cmd)

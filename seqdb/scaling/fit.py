@@ -20,7 +20,7 @@ K <= 2 budgets: refused. K = 3 without replicates: the fit, and no interval.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np

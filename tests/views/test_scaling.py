@@ -1,90 +1,113 @@
-"""The scaling-law fit on synthetic data with known E, A, alpha, and `seqdb scaling` over the seeded DB."""
+"""`seqdb scaling` over a database: the points, seed replicates, the database's flags, the CLI."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
-from seqdb.errors import ConfigError
+from seqdb.db.engine import session_scope
+from seqdb.db.models import Study, Trial
 from seqdb.experiment.budgets import parse_budget
-from seqdb.views.scaling import bootstrap_fit, fit_power_law, n_grid_for, scaling_report
+from seqdb.errors import ConfigError
+from seqdb.scaling.flags import code_of
+from seqdb.views import connect
+from seqdb.views.scaling import scaling_report
 from tests.helpers import assert_one_line_error, run_cli_inprocess
-from tests.views.seed import A_TRUE, ALPHA_TRUE, E_OF_H, true_loss
-
-CASES = [(1.0, 30.0, 0.3), (1.69, 406.4, 0.34), (0.2, 8.0, 0.12)]
+from tests.views.seed import A_TRUE, ALPHA_TRUE, E_OF_H, seed, true_loss
 
 
-@pytest.mark.parametrize("E,A,alpha", CASES)
-def test_fit_recovers_known_parameters_under_noise(E, A, alpha):
+def codes(flags):
+    return {code_of(f) for f in flags}
+
+
+def test_report_over_the_seeded_database(vc):
+    report = {(h.experiment, h.horizon): h for h in scaling_report(vc, at=2_000_000_000)}
+    for h, E in E_OF_H.items():
+        hs = report[("scale", h)]
+        assert [p.budget for p in hs.points] == ["500k", "2M", "20M"] and [p.n_seeds for p in hs.points] == [1, 1, 1]
+        fit = hs.fit
+        assert fit.params["E"] == pytest.approx(E, rel=1e-6) and fit.params["A"] == pytest.approx(A_TRUE, rel=1e-5)
+        assert fit.params["alpha"] == pytest.approx(ALPHA_TRUE, rel=1e-6)
+        assert fit.K == 3 and fit.ci95 == {} and "no_interval" in codes(fit.flags)  # 3 budgets, no replicates
+        assert "study_incomplete" in codes(fit.flags)  # every study still has a running and a pending trial
+        assert fit.at["loss"] == pytest.approx(true_loss(2e9, h), rel=1e-6) and fit.at["ci95"] is None
+    mo = report[("mo", 1)]
+    assert mo.fit is None and "at least 3" in mo.message and len(mo.points) == 1
+
+
+def _replicate(s, best: Trial, losses) -> None:  # noqa: ANN001
+    for k, loss in enumerate(losses):
+        s.add(Trial(study_id=best.study_id, number=100 + k, config_hash=f"{best.config_hash}-seed{k}", param_count=best.param_count,
+                    config=best.config, params=best.params, state="completed", best_val_loss=loss, values=[loss],
+                    step=best.step, epochs_done=best.epochs_done, seed=1000 + k, replicate_of=best.trial_id))
+
+
+def test_seed_replicates_feed_the_fit_and_never_count_as_effort_or_best(engine, db_url):
+    seeded = seed(engine)
     rng = np.random.default_rng(0)
-    n = np.geomspace(3e5, 3e9, 8)
-    loss = (E + A * n**-alpha) * np.exp(rng.normal(0.0, 0.002, n.size))
-    fit = fit_power_law(n, loss)
-    assert fit.E == pytest.approx(E, rel=0.05)
-    assert fit.alpha == pytest.approx(alpha, rel=0.1)
-    assert fit.predict(2e10) == pytest.approx(E + A * 2e10**-alpha, rel=0.01)
+    with session_scope(engine) as s:
+        for label in ("500k", "2M", "20M"):
+            best = s.get(Trial, seeded.best_trial[(label, 1)])
+            _replicate(s, best, [best.best_val_loss * math.exp(rng.normal(0, 0.01)) for _ in range(2)] + [best.best_val_loss * 0.5])
+    with connect(db_url) as vc:
+        (hs,) = scaling_report(vc, experiment="scale", horizon=1, at=2_000_000_000)
+    for p in hs.points:
+        assert p.trial_id == seeded.best_trial[(p.budget, 1)] and p.n_finished == 3 and p.n_completed == 2
+        assert p.n_seeds == 4 and p.seed_losses[0] == p.best_val_loss
+        logs = np.log(p.seed_losses)
+        assert p.seed_loss_mean == pytest.approx(math.exp(logs.mean()), rel=1e-12)
+        assert p.seed_log_loss_sd == pytest.approx(logs.std(ddof=1), rel=1e-9)
+    fit = hs.fit
+    assert fit.K == 3 and fit.df == 9 and fit.extra["noise_from"] == "replicates" and fit.ci_method == "wald_t"
+    assert set(fit.ci95) == {"E", "A", "alpha"} and fit.at["ci95"][0] < fit.at["loss"] < fit.at["ci95"][1]
+    pooled = math.sqrt(sum(((np.log(p.seed_losses) - np.log(p.seed_losses).mean()) ** 2).sum() for p in hs.points) / 9)
+    assert fit.s == pytest.approx(pooled, rel=1e-9)
 
 
-def test_fit_is_robust_to_one_outlier():
-    n = np.geomspace(1e5, 1e9, 9)
-    loss = 1.0 + 30.0 * n**-0.3
-    loss[4] *= 1.3  # one badly tuned budget
-    fit = fit_power_law(n, loss)
-    assert fit.E == pytest.approx(1.0, rel=0.03) and fit.alpha == pytest.approx(0.3, rel=0.05)
+def test_unequal_effort_unconverged_and_edge_of_range_are_flagged(engine, db_url):
+    seeded = seed(engine)
+    with session_scope(engine) as s:
+        best = {label: s.get(Trial, seeded.best_trial[(label, 3)]) for label in ("500k", "2M", "20M")}
+        for k in range(4):  # the 20M budget gets 6 completed trials, the others 2
+            s.add(Trial(study_id=best["20M"].study_id, number=50 + k, config_hash=f"extra{k}", param_count=best["20M"].param_count,
+                        config=best["20M"].config, params={"learning_rate": 3e-4}, state="completed",
+                        best_val_loss=best["20M"].best_val_loss + 0.1, step=50, epochs_done=5))
+        best["2M"].best_step = best["2M"].step  # best at its last step: still improving
+        s.get(Study, best["500k"].study_id).config = {"search": {"space": {"learning_rate": [1e-4, 3e-4, 1e-3]}}}
+        s.execute(sa.update(Trial).where(Trial.study_id.in_([b.study_id for b in best.values()]), Trial.state.in_(["running", "pending"]))
+                  .values(state="completed", best_val_loss=9.0, step=50, epochs_done=5))
+        for label, b in best.items():  # every study has run all its trials
+            s.get(Study, b.study_id).n_trials = 9 if label == "20M" else 5
+    with connect(db_url) as vc:
+        (hs,) = scaling_report(vc, experiment="scale", horizon=3)
+    got = codes(hs.fit.flags)
+    assert {"unequal_effort", "not_converged", "edge_of_search_range"} <= got and "study_incomplete" not in got
+    text = " ".join(hs.fit.flags)
+    assert "500k: learning_rate=0.001 at the high end" in text and "the best trial of 2M was" in text and "20M: 8" in text
 
 
-def test_bootstrap_intervals_cover_the_truth_and_band_is_ordered():
-    rng = np.random.default_rng(1)
-    n = np.geomspace(1e5, 1e8, 6)
-    truth = 1.0 + 30.0 * n**-0.3
-    pools = [list(t * np.exp(np.abs(rng.normal(0, 0.01, 6)))) + [t * 1.001] for t in truth]
-    fit = fit_power_law(n, [min(p) for p in pools])
-    grid = n_grid_for(n, at=2_000_000_000)
-    b = bootstrap_fit(n, pools, fit, grid, replicates=30, seed=0)
-    for iv, est, true in ((b.E, fit.E, 1.0), (b.A, fit.A, 30.0), (b.alpha, fit.alpha, 0.3)):
-        assert iv.low < iv.high and iv.low <= est * 1.001 and est <= iv.high * 1.001
-        assert iv.low * 0.97 <= true <= iv.high * 1.03  # the best-of-trials noise is upward only
-    assert (b.band_low <= b.band_high).all() and grid[-1] >= 2e9
-    iv = b.predict_interval(2e9)
-    assert iv.low <= fit.predict(2e9) <= iv.high
-
-
-def test_no_fit_below_three_budgets():
-    with pytest.raises(ConfigError, match="at least 3"):
-        fit_power_law([1e6, 1e7], [2.0, 1.5])
-    with pytest.raises(ConfigError, match="positive"):
-        fit_power_law([1e6, 1e7, 1e8], [2.0, 0.0, 1.5])
+def test_scaling_cli(seeded_db):
+    url, _ = seeded_db
+    out = run_cli_inprocess("--db", url, "scaling", "--experiment", "scale", "--horizon", "3", "--at", "2B", "--json")
+    assert out.code == 0, out.err
+    (hs,) = json.loads(out.out)
+    assert hs["fit"]["params"]["E"] == pytest.approx(E_OF_H[3], rel=1e-6) and hs["fit"]["at"]["N"] == 2e9
+    assert hs["split"] == "validation" and [p["epochs_total"] for p in hs["points"]] == [12, 12, 12]
+    assert "study_incomplete" in codes(hs["fit"]["flags"])
+    text = run_cli_inprocess("--db", url, "scaling", "--experiment", "scale", "--horizon", "1", "--at", "2B")
+    assert text.code == 0 and "flag study_incomplete" in text.out and "(no interval)" in text.out and "L(N=2e+09)" in text.out
+    text = run_cli_inprocess("--db", url, "scaling", "--experiment", "mo")
+    assert text.code == 0 and "no fit" in text.out
+    assert_one_line_error(run_cli_inprocess("--db", url, "scaling", "--experiment", "nope"), "nope")
+    assert_one_line_error(run_cli_inprocess("--db", url, "scaling", "--at", "lots"), "lots")
+    assert_one_line_error(run_cli_inprocess("--db", url, "scaling", "--ci", "exact"), "--ci", "wald")
 
 
 def test_parse_budget_for_at():
     assert parse_budget("2B") == 2_000_000_000 and parse_budget("500k") == 500_000
     with pytest.raises(ConfigError):
         parse_budget("two billion")
-
-
-def test_report_over_the_seeded_database(vc):
-    report = {(h.experiment, h.horizon): h for h in scaling_report(vc, at=2_000_000_000, replicates=10)}
-    for h, E in E_OF_H.items():
-        hs = report[("scale", h)]
-        assert [p.budget for p in hs.points] == ["500k", "2M", "20M"]
-        assert hs.fit.E == pytest.approx(E, rel=1e-3) and hs.fit.A == pytest.approx(A_TRUE, rel=1e-2)
-        assert hs.fit.alpha == pytest.approx(ALPHA_TRUE, rel=1e-3)
-        assert hs.at.loss == pytest.approx(true_loss(2e9, h), rel=1e-4)
-    mo = report[("mo", 1)]
-    assert mo.fit is None and "needs at least 3" in mo.message and len(mo.points) == 1
-
-
-def test_scaling_cli(seeded_db):
-    url, _ = seeded_db
-    out = run_cli_inprocess("--db", url, "scaling", "--experiment", "scale", "--horizon", "3", "--at", "2B",
-                            "--bootstrap", "10", "--json")
-    assert out.code == 0, out.err
-    (hs,) = json.loads(out.out)
-    assert hs["fit"]["E"] == pytest.approx(E_OF_H[3], rel=1e-3) and hs["at"]["n"] == 2_000_000_000
-    assert [p["epochs_total"] for p in hs["points"]] == [12, 12, 12]
-    text = run_cli_inprocess("--db", url, "scaling", "--experiment", "mo", "--bootstrap", "0")
-    assert text.code == 0 and "no fit" in text.out
-    assert_one_line_error(run_cli_inprocess("--db", url, "scaling", "--experiment", "nope"), "nope")
-    assert_one_line_error(run_cli_inprocess("--db", url, "scaling", "--at", "lots"), "lots")
