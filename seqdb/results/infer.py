@@ -9,8 +9,11 @@ What comes out, one row per answer:
 - default: one forecast per sequence, made at its last row (the target `horizon` steps later);
   `--all-rows`: one per row, each from the window of up to `context_length` rows ending there
   (the same causal view the model had in training).
-- predictions in original units (real targets de-normalised) and original category values;
-  `--probabilities`: one column per class; `--embeddings`: the embedding model's vector.
+- columns: sequence, position, `horizon` (steps after that row the answer is for), then each
+  target's prediction in original units (real targets de-normalised, categories as their
+  values), named after the target or `<target>_pred` when an input has that name;
+  `--probabilities`: one column per class (`<column>__p_<safe label>`); `--embeddings`: the
+  embedding model's vector. Files are 0644.
 - `--autoregress K`: K steps beyond the end of each sequence, each prediction appended as the
   next row and fed back (needs horizon 1 and every input column predicted by a target).
 - `--sample --temperature T --seed S`: categorical targets sampled from softmax(logits / T)
@@ -272,6 +275,36 @@ def class_labels(target) -> list[str]:
     return [str(i) if label is None else str(label) for i, label in enumerate(labels)]
 
 
+def prediction_column(target: str, spec: InferenceSpec) -> str:
+    """A target's column in the output: its name, or `<name>_pred` when an input (or the
+    sequence / position column) has that name, so a prediction never passes for an input."""
+    taken = {spec.sequence_column, spec.position_column, "horizon", "step", *spec.input_columns}
+    return f"{target}_pred" if target in taken else target
+
+
+_RESERVED = {"<unknown>": "_unknown", "<other>": "_other"}  # the labels of ids 0 and 1
+
+
+def safe_label(label: str) -> str:
+    """A class label as a column-name part: letters, digits and `_` kept, any other character
+    written as `uXXXX` (its code point), so `\n` -> `u000a` and ` ` -> `u0020`."""
+    if label in _RESERVED:
+        return _RESERVED[label]
+    return "".join(ch if (ch.isascii() and (ch.isalnum() or ch == "_")) else f"u{ord(ch):04x}" for ch in label) or "empty"
+
+
+def probability_columns(name: str, labels: list[str]) -> list[str]:
+    """`<name>__p_<safe label>` per class; a label that collides after escaping gets its class id."""
+    out, seen = [], set()
+    for k, label in enumerate(labels):
+        column = f"{name}__p_{safe_label(label)}"
+        if column in seen:
+            column = f"{column}_{k}"
+        seen.add(column)
+        out.append(column)
+    return out
+
+
 def decode(outputs: dict[str, np.ndarray], spec: InferenceSpec, opts: InferOptions, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Output columns in original units: one per target, + probabilities, + embeddings."""
     cols: dict[str, np.ndarray] = {}
@@ -279,15 +312,16 @@ def decode(outputs: dict[str, np.ndarray], spec: InferenceSpec, opts: InferOptio
         raw = outputs.get(TARGET_PREFIX + t.name)
         if raw is None:
             continue
+        name = prediction_column(t.name, spec)
         if t.kind == "real":
-            cols[t.name] = raw.astype(np.float64) * t.std + t.mean
+            cols[name] = raw.astype(np.float64) * t.std + t.mean
             continue
         labels = np.array(class_labels(t), dtype=object)
-        cols[t.name] = labels[choose(raw, opts, rng)]
+        cols[name] = labels[choose(raw, opts, rng)]
         if opts.probabilities:
             probs = softmax(raw, opts.temperature if opts.sample else 1.0)
-            for k, label in enumerate(labels):
-                cols[f"{t.name}__p_{label}"] = probs[:, k]
+            for k, column in enumerate(probability_columns(name, list(labels))):
+                cols[column] = probs[:, k]
     if EMBEDDING_OUTPUT in outputs:
         emb = outputs[EMBEDDING_OUTPUT]
         for k in range(emb.shape[1]):
@@ -315,7 +349,8 @@ def infer_frame(
             outputs.update(run_windows(predict, enc, rows, spec, opts.batch_size, per_position))
     seq_idx = np.searchsorted(enc.offsets, rows, side="right") - 1
     cols = decode(outputs, spec, opts, np.random.default_rng(opts.seed))
-    frame = pl.DataFrame({spec.sequence_column: [enc.seq_ids[i] for i in seq_idx], spec.position_column: enc.positions[rows], **cols})
+    frame = pl.DataFrame({spec.sequence_column: [enc.seq_ids[i] for i in seq_idx], spec.position_column: enc.positions[rows],
+                          "horizon": np.full(len(rows), spec.horizon, dtype=np.int64), **cols})
     return InferResult(frame, enc.unknown, len(df))
 
 
@@ -344,7 +379,8 @@ def _autoregress(enc: Encoded, spec: InferenceSpec, opts: InferOptions, generati
         if embedding is not None:
             outputs.update(_run_contexts(embedding, ctx_real, ctx_cat, ctx_len, spec, opts.batch_size, False))
         cols = decode(outputs, spec, opts, rng)
-        frames.append(pl.DataFrame({spec.sequence_column: enc.seq_ids, spec.position_column: enc.positions[ends] + step, "step": np.full(len(ends), step), **cols}))
+        frames.append(pl.DataFrame({spec.sequence_column: enc.seq_ids, spec.position_column: enc.positions[ends] + step,
+                                    "step": np.full(len(ends), step), "horizon": np.full(len(ends), step * spec.horizon, dtype=np.int64), **cols}))
         new_real, new_cat = _next_row(cols, fed, spec)
         # slide: drop the oldest row, append the generated one
         ctx_real = np.concatenate([ctx_real[:, 1:], new_real[:, None, :]], axis=1)
@@ -365,7 +401,8 @@ def _contexts(enc: Encoded, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _run_contexts(predict: Predictor, real: np.ndarray, cat: np.ndarray, length: np.ndarray, spec: InferenceSpec, batch: int, per_position: bool) -> dict[str, np.ndarray]:
     """Last-position outputs of right-aligned contexts, grouped by their valid length."""
     L = spec.context_length
-    ctx = Encoded([], np.zeros(0), np.arange(0, (len(length) + 1) * L, L), real.reshape(-1, real.shape[-1]), cat.reshape(-1, cat.shape[-1]))
+    rows_total = len(length) * L  # explicit: a model without real (or categorical) inputs has a zero-width array
+    ctx = Encoded([], np.zeros(0), np.arange(0, (len(length) + 1) * L, L), real.reshape(rows_total, real.shape[-1]), cat.reshape(rows_total, cat.shape[-1]))
     rows = np.arange(len(length)) * L + L - 1
     results: dict[str, np.ndarray] = {}
     for l in np.unique(length):
@@ -381,11 +418,11 @@ def _next_row(cols: dict[str, np.ndarray], fed: dict, spec: InferenceSpec) -> tu
     n = len(next(iter(cols.values())))
     real = np.zeros((n, len(spec.real_inputs)), dtype=np.float32)
     for j, col in enumerate(spec.real_inputs):
-        real[:, j] = (np.asarray(cols[fed[col.name].name], dtype=np.float64) - col.mean) / (col.std or 1.0)
+        real[:, j] = (np.asarray(cols[prediction_column(fed[col.name].name, spec)], dtype=np.float64) - col.mean) / (col.std or 1.0)
     cat = np.zeros((n, len(spec.cat_inputs)), dtype=np.int64)
     for j, col in enumerate(spec.cat_inputs):
         id_map = {"<unknown>": UNKNOWN_ID, "<other>": OTHER_ID, **(col.id_map or {})}  # labels of ids 0 and 1
-        cat[:, j] = [id_map.get(str(v), OTHER_ID) for v in cols[fed[col.name].name]]
+        cat[:, j] = [id_map.get(str(v), OTHER_ID) for v in cols[prediction_column(fed[col.name].name, spec)]]
     return real, cat
 
 
@@ -411,6 +448,7 @@ def write_frame(frame: pl.DataFrame, path: Path) -> Path:
             frame.write_csv(tmp)
         else:
             frame.write_parquet(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a results file is for others to read too
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -163,6 +163,7 @@ def export_one(
         diff = max(verify_onnx(wrapper, tmp, inputs) for inputs in checks)
         if not diff <= TOLERANCE:
             raise TrainingError(f"{path.name}: ONNX Runtime output differs from PyTorch by {diff:.3g} > {TOLERANCE:g}; export rejected")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is for others to read too
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

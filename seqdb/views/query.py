@@ -93,6 +93,7 @@ def write_table(table: "pa.Table", fmt: str, path: Path) -> Path:
             pacsv.write_csv(_csv_ready(table), tmp)
         else:
             _write_json(table, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; an export is for others to read too
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

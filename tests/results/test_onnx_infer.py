@@ -142,7 +142,8 @@ def test_infer_matches_pytorch_in_original_units(pair, tmp_path):
     assert np.allclose(got["x_next"].to_numpy(), want["x_next"], atol=1e-3)
     assert got["k_next"].to_list() == want["k_next"]
     assert got["pos"].to_list() == [24, 9, 0, 33]  # the last row of each sequence
-    probs = got.select([f"k_next__p_{c}" for c in LABELS]).to_numpy()
+    assert got["horizon"].to_list() == [1, 1, 1, 1]
+    probs = got.select(["k_next__p__unknown", "k_next__p__other", *(f"k_next__p_{c}" for c in LABELS[2:])]).to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0)
     assert [LABELS[i] for i in probs.argmax(axis=1)] == got["k_next"].to_list()
     assert res.unknown == {"k": 0}
