@@ -35,6 +35,7 @@ from typing import Callable, Literal, Optional, Sequence
 import numpy as np
 
 from seqdb.errors import ConfigError
+from seqdb.scaling.flags import SEVERE, flag
 
 Objective = Literal["ls", "huber"]
 CiMethod = Literal["wald", "bootstrap"]
@@ -349,29 +350,25 @@ class FitND:
         return out
 
 
-def _flag(code: str, message: str) -> str:
-    return f"{code}: {message}"
-
-
 def fit_flags(fit: FitND, pts: Points) -> list[str]:
     """What makes this fit untrustworthy, one line each (codes as in seqdb.scaling.flags)."""
     L, out, iv = fit.law, [], fit.ci95()
     for name, value in (("alpha", L.alpha), ("beta", L.beta)):
         if value <= 1e-3 or value >= EXP_MAX - 1e-3:
-            out.append(_flag(f"{name}_at_bound", f"{name} = {value:.4g} sits at a bound of [0, {EXP_MAX:g}]: no power-law decrease was found"))
+            out.append(flag(f"{name}_at_bound", f"{name} = {value:.4g} sits at a bound of [0, {EXP_MAX:g}]: no power-law decrease was found"))
         elif name in iv and iv[name][0] <= 0:
-            out.append(_flag("decrease_not_significant", f"the 95% interval of {name} [{iv[name][0]:.3g}, {iv[name][1]:.3g}] "
+            out.append(flag("decrease_not_significant", f"the 95% interval of {name} [{iv[name][0]:.3g}, {iv[name][1]:.3g}] "
                                                          "includes 0: the decrease is not distinguishable from noise"))
     if L.E / float(pts.loss.min()) < 1e-3:
-        out.append(_flag("E_vanishing", f"E = {L.E:.3g} is below 1e-3 of the smallest loss ({pts.loss.min():.4g}): the floor is not identified"))
+        out.append(flag("E_vanishing", f"E = {L.E:.3g} is below 1e-3 of the smallest loss ({pts.loss.min():.4g}): the floor is not identified"))
     for name, value in (("A", L.A), ("B", L.B)):
         if value > HUGE_COEF:
-            out.append(_flag(f"{name}_huge", f"{name} = {value:.3g} exceeds {HUGE_COEF:.0e}: not a power law over this range"))
+            out.append(flag(f"{name}_huge", f"{name} = {value:.3g} exceeds {HUGE_COEF:.0e}: not a power law over this range"))
     if fit.grad_norm > GRAD_TOL:
-        out.append(_flag("not_converged", f"the objective's gradient is {fit.grad_norm:.2g} at the end (> {GRAD_TOL:g}): not at an optimum"))
+        out.append(flag("optimizer_not_converged", f"the objective's gradient is {fit.grad_norm:.2g} at the end (> {GRAD_TOL:g}): not at an optimum"))
     if not fit.ci:
         why = "0 residual degrees of freedom" if fit.df <= 0 else "a parameter is not identified by these points"
-        out.append(_flag("no_interval", f"no interval ({why})"))
+        out.append(flag("no_interval", f"no interval ({why})"))
     return out
 
 
@@ -399,9 +396,6 @@ def fit_law_nd(n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
 # ------------------------------------------------------------------------------------------
 # the shared entry point: `seqdb.scaling.fit.fit_points(points, law="nd", ...)` lands here
 # ------------------------------------------------------------------------------------------
-SEVERE_ND = frozenset({"alpha_at_bound", "beta_at_bound", "E_vanishing", "A_huge", "B_huge", "not_converged"})
-
-
 def _at_compute(at, at_compute: Optional[float]) -> Optional[float]:  # noqa: ANN001
     """The compute budget to predict at: `at_compute`, or `at` given as {"C": FLOPs}."""
     if isinstance(at, dict) and "C" in at:
@@ -426,7 +420,7 @@ def fit_nd(points, *, objective: Objective = "ls", ci: CiMethod = "wald", bootst
     flags = fit.flags + list(extra_flags)
     result = FitResult("nd", objective, fit.K, fit.df, fit.params(), fit.ci95(), fit.ci_method, fit.s, flags,
                        extra={"compute_optimal": fit.compute_optimal(), "grad_norm": fit.grad_norm, "_fit": fit})
-    severe = [f for f in flags if f.split(":", 1)[0] in SEVERE_ND]
+    severe = [f for f in flags if f.split(":", 1)[0] in SEVERE]
     if fit.at_compute is not None:
         result.at = fit.at()
         if severe and not force:
