@@ -22,6 +22,8 @@ def run(
     experiment: ExperimentOption = None,
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this host (one per GPU with --device cuda)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPU ids, one pinned worker each (CUDA_VISIBLE_DEVICES), e.g. 0,1,3."),
+    ddp: int = typer.Option(1, "--ddp", min=1, help="Processes per trial: DDP across G processes of this host; rank 0 claims and records."),
     max_trials: Optional[int] = typer.Option(None, "--max-trials", min=1, help="Stop each worker after this many trials."),
     once: bool = typer.Option(False, "--once", help="Run one trial per worker, then exit."),
     lease_seconds: float = typer.Option(60.0, "--lease-seconds", min=1.0, help="Lease length; a dead worker's trial is resumed after it."),
@@ -36,10 +38,11 @@ def run(
     from seqdb.runner.execute import TrainExecutor
     from seqdb.runner.pool import run_pool
     from seqdb.runner.progress import ExperimentProgress
-    from seqdb.runner.worker import WorkerSettings
+    from seqdb.runner.worker import WorkerSettings, check_summaries
     from seqdb.search.plan import pick_experiment, plan_studies
 
     _check_device(device)
+    device, workers, gpu_ids = _devices(device, workers, gpus, ddp)
     project, engine = open_db(ctx)
     name = pick_experiment(engine, experiment)
     budgets, horizons = _selection(engine, name, budget, horizon)
@@ -53,7 +56,12 @@ def run(
                               device=device, lease_s=lease_seconds, max_trials=max_trials, once=once, progress=not live)
     display = ExperimentProgress(engine, name, ids, live=live, console=console).start()
     try:
-        summaries = run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
+        if ddp > 1:
+            from seqdb.cluster.ddp import run_ddp
+
+            summaries = run_ddp(settings, ddp, gpus=gpu_ids)
+        else:
+            summaries = run_pool(settings, workers, TrainExecutor(settings.artifacts_root), gpus=gpu_ids)
     finally:
         display.stop()
     if not live:  # the live table's last frame already says it
@@ -61,6 +69,23 @@ def run(
     done = sum(s.trials_done for s in summaries)
     reasons = sorted({s.stop_reason for s in summaries if s.stop_reason})
     console.print(f"{done} trial(s) run by {len(summaries)} worker(s)" + (f"; stopped: {', '.join(reasons)}" if reasons else ""))
+    check_summaries(summaries)  # non-zero exit: failed trials, or a worker stopped on an environment fault
+
+
+def _devices(device: str, workers: int, gpus: Optional[str], ddp: int) -> tuple[str, int, Optional[list[str]]]:
+    """(device, workers, GPU ids) from --device / --workers / --gpus / --ddp."""
+    if ddp > 1 and workers > 1:
+        raise ConfigError(f"--ddp {ddp} runs one worker of {ddp} processes; drop --workers {workers} (start one `seqdb run --ddp` per group of GPUs)")
+    if gpus is None:
+        return device, workers, None
+    from seqdb.runner.gpus import parse_gpus
+
+    ids = parse_gpus(gpus)
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--gpus {gpus} pins the workers to those GPUs; it cannot be combined with --device {device}")
+    if ddp > 1 and len(ids) != ddp:
+        raise ConfigError(f"--ddp {ddp} with --gpus {gpus}: give exactly {ddp} GPU ids, one per process")
+    return "cuda", len(ids) if workers == 1 and ddp == 1 else workers, ids
 
 
 def _selection(engine, experiment: str, budgets: Optional[list[str]], horizons: Optional[list[int]]) -> tuple[list[str], list[int]]:  # noqa: ANN001

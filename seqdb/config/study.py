@@ -29,6 +29,7 @@ class StudyContext(BaseModel):
     training: dict  # the experiment's TrainingConfig fields
     data_spec: dict  # the full DataSpec (every input column) as JSON
     architectures: list[dict] = Field(default_factory=list)  # {"architecture": ordinal, shape..., "config": model dict}
+    max_attempts: int = 3  # the experiment's max_attempts: lease expiries before a trial fails for good
 
     def in_budget(self, total: int) -> bool:
         return self.n_params * (1 - self.tolerance) <= total <= self.n_params * (1 + self.tolerance)

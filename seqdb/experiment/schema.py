@@ -131,6 +131,7 @@ class ExperimentConfig(Section):
     split: SplitSection = SplitSection()
     budgets: list[BudgetText] = Field(min_length=1)
     tolerance: float = Field(default=0.25, gt=0, lt=1)
+    max_attempts: int = Field(default=3, ge=1, le=100)  # lease expiries (lost workers) before a trial fails for good
     search: SearchSpec = Field(default_factory=SearchSpec)  # owned by seqdb.config.search
     training: TrainingConfig = TrainingConfig()
     model: ModelDefaults = ModelDefaults()

@@ -97,8 +97,7 @@ def _config(value: Any) -> dict:
 # (SKIP LOCKED: concurrent claimers each get a different row, none waits); the outer UPDATE
 # leases it. The state test is re-checked on the locked row version (READ COMMITTED), so a
 # row finished or claimed in between is never taken.
-PG_CLAIM = sa.text(
-    """
+PG_CLAIM_TRIAL = """
     UPDATE trial
        SET state = 'running',
            lease_owner = :worker_id,
@@ -113,6 +112,13 @@ PG_CLAIM = sa.text(
               LIMIT 1)
        AND state IN ('pending', 'stopped')
     RETURNING trial_id, study_id, attempt, step, config
+"""
+# ...and the worker row points at what it claimed, in the same statement: one round trip.
+PG_CLAIM = sa.text(
+    f"""
+    WITH claimed AS ({PG_CLAIM_TRIAL}),
+         moved AS (UPDATE worker SET current_trial_id = claimed.trial_id FROM claimed WHERE worker.worker_id = :worker_id)
+    SELECT * FROM claimed
     """
 )
 
@@ -139,20 +145,34 @@ SQLITE_CLAIM = _sqlite_times(
     "now",
     "expires",
 )
+SQLITE_WORKER_CURRENT = sa.text("UPDATE worker SET current_trial_id = :trial_id WHERE worker_id = :worker_id")
+
+
+def _begin(engine: Engine):  # noqa: ANN202
+    """A Core write transaction for the hot path (no ORM session): BEGIN IMMEDIATE on SQLite."""
+    if is_sqlite(engine):
+        return engine.execution_options(sqlite_begin="IMMEDIATE").begin()
+    return engine.begin()
+
+
+def _claim_in(conn, worker_id: int, study_ids: Sequence[int], lease_s: float) -> Optional[Lease]:  # noqa: ANN001
+    """The claim, inside the caller's write transaction."""
+    params = {"worker_id": worker_id, "study_ids": list(study_ids), **_ts_params(conn.engine, lease_s)}
+    if not is_sqlite(conn.engine):
+        row = conn.execute(PG_CLAIM, params).first()
+    else:
+        row = conn.execute(SQLITE_CLAIM, params).first()
+        if row is not None:
+            conn.execute(SQLITE_WORKER_CURRENT, {"trial_id": row.trial_id, "worker_id": worker_id})
+    return None if row is None else Lease(row.trial_id, row.study_id, worker_id, row.attempt, row.step or 0, _config(row.config))
 
 
 def claim_trial(engine: Engine, worker_id: int, study_ids: Sequence[int], lease_s: float = DEFAULT_LEASE_S) -> Optional[Lease]:
     """Atomically lease the oldest runnable trial of `study_ids` to `worker_id` (or None)."""
     if not study_ids:
         return None
-    stmt = SQLITE_CLAIM if is_sqlite(engine) else PG_CLAIM
-    params = {"worker_id": worker_id, "study_ids": list(study_ids), **_ts_params(engine, lease_s)}
-    with session_scope(engine) as s:
-        row = s.execute(stmt, params).first()
-        if row is None:
-            return None
-        s.execute(sa.update(Worker).where(Worker.worker_id == worker_id).values(current_trial_id=row.trial_id))
-    return Lease(row.trial_id, row.study_id, worker_id, row.attempt, row.step or 0, _config(row.config))
+    with _begin(engine) as conn:
+        return _claim_in(conn, worker_id, study_ids, lease_s)
 
 
 def adopt_orphan(engine: Engine, worker_id: int, study_ids: Sequence[int]) -> Optional[Lease]:
@@ -259,12 +279,36 @@ SQLITE_REAP = _sqlite_times(
 )
 
 
+# A worker that announced a clean stop (signal, preemption, stop request: worker.state
+# 'stopping' or 'stopped') but died before it released its trial: the expiry is not the
+# trial's fault, so the trial goes back to `stopped` (resumable) with the SAME attempt. Runs
+# just before the reap above, in its transaction. Fencing still holds: the old owner's
+# writes need state = 'running', and the next claim sets a new lease_owner.
+CLEAN_STOP_RELEASE = """
+    UPDATE trial
+       SET state = 'stopped', lease_expires_at = NULL
+     WHERE state = 'running' AND lease_expires_at < {now}
+       AND lease_owner IN (SELECT worker_id FROM worker WHERE state IN ('stopping', 'stopped'))
+    RETURNING trial_id, state
+"""
+PG_CLEAN_STOP_RELEASE = sa.text(CLEAN_STOP_RELEASE.format(now="now()"))
+SQLITE_CLEAN_STOP_RELEASE = _sqlite_times(sa.text(CLEAN_STOP_RELEASE.format(now=":now")), "now")
+
+
 def reap_expired(engine: Engine) -> list[tuple[int, str]]:
-    """Requeue (or fail) every trial whose lease expired; returns (trial_id, new state)."""
-    stmt = SQLITE_REAP if is_sqlite(engine) else PG_REAP
-    params = {"now": utcnow()} if is_sqlite(engine) else {}
+    """Requeue (or fail) every trial whose lease expired; returns (trial_id, new state). An
+    expiry after the owner's clean stop uses no attempt (CLEAN_STOP_RELEASE)."""
+    sqlite = is_sqlite(engine)
+    params = {"now": utcnow()} if sqlite else {}
     with session_scope(engine) as s:
-        return [(r.trial_id, r.state) for r in s.execute(stmt, params)]
+        released = [(r.trial_id, r.state) for r in s.execute(SQLITE_CLEAN_STOP_RELEASE if sqlite else PG_CLEAN_STOP_RELEASE, params)]
+        return released + [(r.trial_id, r.state) for r in s.execute(SQLITE_REAP if sqlite else PG_REAP, params)]
+
+
+def mark_stopping(engine: Engine, worker_id: int) -> None:
+    """This worker is stopping cleanly: an expiry of its lease from now on uses no attempt."""
+    with session_scope(engine) as s:
+        s.execute(sa.update(Worker).where(Worker.worker_id == worker_id, Worker.state == "running").values(state="stopping"))
 
 
 # --------------------------------------------------------------------------------------
@@ -280,26 +324,97 @@ def _owned(lease: Lease):
     )
 
 
-def finish_trial(engine: Engine, lease: Lease, outcome: TrialOutcome) -> bool:
-    """Record the outcome if this worker still owns the lease (compare-and-set on
-    lease_owner + attempt + state). `stopped` leaves the trial resumable (claimable again,
-    same attempt). Returns False when the lease was lost (nothing written)."""
-    values: dict[str, Any] = {"state": outcome.state, "lease_expires_at": None}
-    if outcome.state != TrialState.stopped.value:
-        values["finished_at"] = utcnow()
-    for name in ("best_val_loss", "best_step", "step", "epochs_done", "batch_config", "values", "error", "tokens", "flops"):
-        value = getattr(outcome, name)
-        if value is not None:
-            values[name] = value
-    with session_scope(engine) as s:
-        done = s.execute(sa.update(Trial).where(_owned(lease)).values(**values)).rowcount == 1
-        if done:
-            s.execute(sa.update(Worker).where(Worker.worker_id == lease.worker_id).values(current_trial_id=None))
-            return True
-        # The commit of an earlier try may have reached the server before the connection
-        # dropped: then the row already holds exactly this outcome, owned by us.
-        row = s.execute(sa.select(Trial.state, Trial.lease_owner, Trial.attempt).where(Trial.trial_id == lease.trial_id)).first()
+# Record the outcome only while this worker still owns this attempt of a running trial (the
+# compare-and-set of every leaseholder write). A NULL bind keeps the stored value; `stopped`
+# leaves the trial resumable (claimable again, same attempt, no finished_at).
+FINISH = """
+    UPDATE trial
+       SET state = CAST(:state AS varchar),
+           lease_expires_at = NULL,
+           finished_at = CASE WHEN CAST(:state AS varchar) = 'stopped' THEN finished_at ELSE {now} END,
+           best_val_loss = COALESCE(:best_val_loss, best_val_loss),
+           best_step = COALESCE(:best_step, best_step),
+           step = COALESCE(:step, step),
+           epochs_done = COALESCE(:epochs_done, epochs_done),
+           batch_config = COALESCE({batch_config}, batch_config),
+           "values" = COALESCE({values}, "values"),
+           error = COALESCE(:error, error)
+     WHERE trial_id = :trial_id AND lease_owner = :worker_id AND attempt = :attempt AND state = 'running'
+    RETURNING trial_id
+"""
+PG_FINISH_TRIAL = FINISH.format(now="now()", batch_config="CAST(:batch_config AS jsonb)", values="CAST(:values AS jsonb)")
+SQLITE_FINISH = _sqlite_times(sa.text(FINISH.format(now=":now", batch_config=":batch_config", values=":values")), "now")
+PG_FINISH = sa.text(
+    f"""
+    WITH finished AS ({PG_FINISH_TRIAL}),
+         moved AS (UPDATE worker SET current_trial_id = NULL WHERE worker_id = :worker_id AND EXISTS (SELECT 1 FROM finished))
+    SELECT count(*) AS finished FROM finished
+    """
+)
+# Finish one trial and claim the next in ONE statement (one round trip, one commit). The two
+# UPDATEs touch different rows (a running one; a pending or stopped one): both CTEs see the
+# same snapshot, so the trial being finished is never the one claimed.
+PG_FINISH_CLAIM = sa.text(
+    f"""
+    WITH finished AS ({PG_FINISH_TRIAL}),
+         claimed AS ({PG_CLAIM_TRIAL}),
+         moved AS (UPDATE worker SET current_trial_id = (SELECT trial_id FROM claimed)
+                    WHERE worker_id = :worker_id AND (EXISTS (SELECT 1 FROM finished) OR EXISTS (SELECT 1 FROM claimed)))
+    SELECT (SELECT count(*) FROM finished) AS finished, claimed.*
+      FROM (VALUES (1)) AS one (x) LEFT JOIN claimed ON true
+    """
+)
+
+
+def _finish_params(engine: Engine, lease: Lease, outcome: TrialOutcome) -> dict[str, Any]:
+    def as_json(value: Any) -> Optional[str]:
+        return None if value is None else json.dumps(value)
+
+    params = {"trial_id": lease.trial_id, "worker_id": lease.worker_id, "attempt": lease.attempt, "state": outcome.state,
+              "best_val_loss": outcome.best_val_loss, "best_step": outcome.best_step, "step": outcome.step,
+              "epochs_done": outcome.epochs_done, "batch_config": as_json(outcome.batch_config),
+              "values": as_json(outcome.values), "error": outcome.error}
+    return {**params, "now": utcnow()} if is_sqlite(engine) else params
+
+
+def _already_recorded(conn, lease: Lease, outcome: TrialOutcome) -> bool:  # noqa: ANN001
+    """The commit of an earlier try may have reached the server before the connection
+    dropped: then the row already holds exactly this outcome, owned by us."""
+    row = conn.execute(sa.select(Trial.state, Trial.lease_owner, Trial.attempt).where(Trial.trial_id == lease.trial_id)).first()
     return row is not None and (row.state, row.lease_owner, row.attempt) == (outcome.state, lease.worker_id, lease.attempt)
+
+
+def finish_trial(engine: Engine, lease: Lease, outcome: TrialOutcome) -> bool:
+    """Record the outcome if this worker still owns the lease (FINISH). Returns False when
+    the lease was lost (nothing written); a retried call after a lost answer returns True."""
+    params = _finish_params(engine, lease, outcome)
+    with _begin(engine) as conn:
+        if is_sqlite(engine):
+            done = conn.execute(SQLITE_FINISH, params).first() is not None
+            if done:
+                conn.execute(SQLITE_WORKER_CURRENT, {"trial_id": None, "worker_id": lease.worker_id})
+        else:
+            done = conn.execute(PG_FINISH, params).scalar_one() == 1
+        return done or _already_recorded(conn, lease, outcome)
+
+
+def finish_and_claim(engine: Engine, lease: Lease, outcome: TrialOutcome, study_ids: Sequence[int],
+                     lease_s: float = DEFAULT_LEASE_S) -> tuple[bool, Optional[Lease]]:
+    """`finish_trial` and `claim_trial` in one transaction (on Postgres one statement):
+    (recorded, the next lease or None). The next trial is claimed even when the lease was lost."""
+    params = _finish_params(engine, lease, outcome)
+    with _begin(engine) as conn:
+        if is_sqlite(engine):
+            nxt = _claim_in(conn, lease.worker_id, study_ids, lease_s)  # first: as on Postgres, never the trial finished here
+            done = conn.execute(SQLITE_FINISH, params).first() is not None
+            if done and nxt is None:
+                conn.execute(SQLITE_WORKER_CURRENT, {"trial_id": None, "worker_id": lease.worker_id})
+        else:
+            row = conn.execute(PG_FINISH_CLAIM, {**params, "study_ids": list(study_ids), "lease_s": float(lease_s)}).first()
+            done = row.finished == 1
+            nxt = None if row.trial_id is None else Lease(row.trial_id, row.study_id, lease.worker_id, row.attempt, row.step or 0,
+                                                          _config(row.config))
+        return done or _already_recorded(conn, lease, outcome), nxt
 
 
 def update_progress(engine: Engine, lease: Lease, *, step: int, epoch: int, best_val_loss=None, best_step=None, batch_config=None) -> bool:
@@ -414,9 +529,11 @@ __all__ = [
     "adopt_orphan",
     "claim_trial",
     "end_worker",
+    "finish_and_claim",
     "finish_trial",
     "list_workers",
     "mark_dead_workers",
+    "mark_stopping",
     "open_counts",
     "owns_lease",
     "pending_stop",

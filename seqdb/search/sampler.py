@@ -73,7 +73,8 @@ def _ask_locked(engine: Engine, study_id: int) -> Optional[int]:
         if built is None:  # nothing new left in the space: the study ends with what it has
             s.execute(sa.update(Study).where(Study.study_id == study_id).values(state="complete", n_trials=len(rows)))
             return None
-        row = trial_row(study_id, len(rows), built, study_config(study).context.architecture_ids())
+        ctx = study_config(study).context
+        row = trial_row(study_id, len(rows), built, ctx.architecture_ids(), max_attempts=ctx.max_attempts)
         trial_id = s.execute(sa.insert(Trial.__table__).values(**row).returning(Trial.trial_id)).scalar_one()
         view.known[trial_id] = (view.last_asked, "pending")
         return trial_id

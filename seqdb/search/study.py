@@ -167,7 +167,7 @@ def plan_study(cfg: Any, key: StudyKey, base_spec: DataSpec, *, kind: str = "sea
         experiment=cfg.name, budget=key.budget, n_params=key.n_params, tolerance=cfg.tolerance, horizon=key.horizon,
         seed=spec.seed if spec.seed is not None else cfg.seed,
         max_epochs=spec.epochs_for(key.budget, training.get("max_epochs", 10)),
-        training=training, data_spec=base_spec.model_dump(mode="json"),
+        training=training, data_spec=base_spec.model_dump(mode="json"), max_attempts=getattr(cfg, "max_attempts", 3),
     )  # fmt: skip
     ctx.architectures = budget_architectures(cfg, spec, key.n_params, base_spec)
     factors = space_factors(spec.space, [_arch_option(a) for a in ctx.architectures])
@@ -340,19 +340,19 @@ def write_plan(s: Session, experiment_id: int, plan: StudyPlan, dataset_id: Opti
     )  # fmt: skip
     s.add(study)
     s.flush()
-    rows = [trial_row(study.study_id, i, t, arch_ids) for i, t in enumerate(plan.trials)]
+    rows = [trial_row(study.study_id, i, t, arch_ids, max_attempts=ctx.max_attempts) for i, t in enumerate(plan.trials)]
     if rows:
         s.execute(sa.insert(Trial.__table__), rows)
     return study
 
 
-def trial_row(study_id: int, number: int, built: BuiltTrial, arch_ids: dict[int, int]) -> dict:
+def trial_row(study_id: int, number: int, built: BuiltTrial, arch_ids: dict[int, int], *, max_attempts: int = 3) -> dict:
     """One `trial` row (every NOT NULL column given, for bulk inserts)."""
     return {
         "study_id": study_id, "number": number, "config_hash": built.config.config_hash(),
         "architecture_id": arch_ids.get(built.architecture), "label": built.label, "param_count": built.counts.total,
         "config": built.config.model_dump(mode="json"), "params": built.params,
-        "state": TrialState.pending.value, "attempt": 0, "max_attempts": 3, "created_at": utcnow(),
+        "state": TrialState.pending.value, "attempt": 0, "max_attempts": max_attempts, "created_at": utcnow(),
         "step": 0, "epochs_done": 0,
     }  # fmt: skip
 
