@@ -34,6 +34,7 @@ MIN_BUDGETS = 3
 HUBER_DELTA = 1e-3
 ALPHA_GRID = np.linspace(*fl.ALPHA_BOUNDS, 801)  # (G,)
 N_POLISH = 3  # local minima of the profile that get polished
+STARTS_RATIO = 2.0
 LOWER = np.array([-40.0, -40.0, fl.ALPHA_BOUNDS[0]])  # e, a, alpha
 UPPER = np.array([30.0, 120.0, fl.ALPHA_BOUNDS[1]])
 LAWS, OBJECTIVES, CI_METHODS = ("n", "nd"), ("ls", "huber"), ("wald", "bootstrap")
@@ -107,10 +108,12 @@ def _profile(log_n: np.ndarray, y: np.ndarray, w: np.ndarray, objective: str) ->
 
 
 def _starts(thetas: np.ndarray, costs: np.ndarray) -> list[np.ndarray]:
-    """The N_POLISH best local minima of the profile (the grid minimum always among them)."""
+    """The N_POLISH best local minima of the profile (the grid minimum first); a minimum whose
+    cost is more than STARTS_RATIO times the best is not worth polishing."""
     inner = (costs[1:-1] <= costs[:-2]) & (costs[1:-1] <= costs[2:])
     idx = np.r_[np.nonzero(inner)[0] + 1, 0, len(costs) - 1]
     idx = idx[np.argsort(costs[idx])][:N_POLISH]
+    idx = [i for i in idx if costs[i] <= STARTS_RATIO * costs[idx[0]] + 1e-300]
     return [np.clip(thetas[i], LOWER + 1e-9, UPPER - 1e-9) for i in idx]
 
 
@@ -120,7 +123,7 @@ def _polish(theta0: np.ndarray, log_n: np.ndarray, y: np.ndarray, sw: np.ndarray
     res = least_squares(lambda th: sw * (log_model(th, log_n)[0] - y), theta0,
                         jac=lambda th: sw[:, None] * log_model(th, log_n)[1], bounds=(LOWER, UPPER), method="trf",
                         loss="linear" if objective == "ls" else "huber", f_scale=HUBER_DELTA if objective == "huber" else 1.0,
-                        xtol=1e-14, ftol=1e-14, gtol=1e-14, max_nfev=500, x_scale="jac")
+                        xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=500, x_scale="jac")
     return res.x, float(_cost(sw * (log_model(res.x, log_n)[0] - y), objective))
 
 

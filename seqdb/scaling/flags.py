@@ -11,9 +11,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-SEVERE = frozenset({"not_decreasing", "alpha_at_bound", "E_vanishing", "A_huge"})
+SEVERE = frozenset({"not_decreasing", "alpha_at_bound", "E_vanishing", "A_huge",
+                    "beta_at_bound", "B_huge", "optimizer_not_converged"})  # the last three: L(N, D) (nd.py)
 ALPHA_BOUNDS = (0.0, 4.0)
-ALPHA_EDGE = 1e-3  # alpha within this of a bound counts as "at the bound"
+ALPHA_EDGE = 1e-2  # alpha within this of a bound counts as "at the bound"
 E_RATIO_MIN = 1e-3  # E / min(L) below this: the floor went to zero
 A_MAX = 1e15
 
@@ -51,7 +52,7 @@ def parameter_flags(E: float, A: float, alpha: float, min_loss: float, alpha_ci:
     out = []
     lo, hi = ALPHA_BOUNDS
     if alpha <= lo + ALPHA_EDGE or alpha >= hi - ALPHA_EDGE:
-        out.append(flag("alpha_at_bound", f"alpha = {alpha:.4g} sits at a bound of [{lo:g}, {hi:g}]: no power-law decrease was found"))
+        out.append(flag("alpha_at_bound", f"alpha = {alpha:.4g} sits at (within {ALPHA_EDGE:g} of) a bound of [{lo:g}, {hi:g}]: no power-law decrease was found"))
     if E / min_loss < E_RATIO_MIN:
         out.append(flag("E_vanishing", f"E = {E:.3g} is below {E_RATIO_MIN:g} of the smallest loss ({min_loss:.4g}): the floor is not identified"))
     if A > A_MAX:
