@@ -137,6 +137,16 @@ def load_project(db: str | None = None, project: Path | None = None) -> Project:
     return Project(root=base.resolve(), database_url=url, artifacts_root=artifacts_root)
 
 
+def protected_paths(project: Project) -> tuple[list[Path], list[Path]]:
+    """(files, folders) no command may write an output into: the SQLite database with its
+    -wal/-shm/-journal files, seqdb.yaml, .pgpass, and the artifacts root."""
+    files = [project.root / PROJECT_FILE, project.root / PASS_FILE]
+    db_file = _sqlite_file(project.database_url)
+    if db_file is not None:
+        files += [Path(f"{db_file}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+    return files, [project.artifacts_root]
+
+
 def project_file_text(database: str) -> str:
     return (
         "# seqdb project settings\n"

@@ -109,6 +109,28 @@ def trial_list(
     console.print(table)
 
 
+@trial_app.command("retry")
+def trial_retry(
+    ctx: typer.Context,
+    trial_ids: Optional[list[int]] = typer.Argument(None, help="Ids of failed trials to put back in the queue."),
+    failed: bool = typer.Option(False, "--failed", help="Every failed trial (of --study, or of every study)."),
+    study: Optional[str] = typer.Option(None, "--study", help="With --failed: only this study (id or name)."),
+) -> None:
+    """Put failed trials back in the queue: pending again, resumed from their newest checkpoint,
+    metrics, checkpoints and last error kept, a fresh max_attempts."""
+    from seqdb.runner.requeue import retry_trials
+    from seqdb.search.study import get_study
+
+    if bool(trial_ids) == failed:
+        raise ConfigError("seqdb trial retry: give trial ids or --failed, not both and not neither")
+    if study is not None and not failed:
+        raise ConfigError("seqdb trial retry: --study goes with --failed; allowed: ids alone, or --failed [--study S]")
+    _, engine = open_db(ctx)
+    study_id = get_study(engine, study).study_id if study is not None else None
+    done = retry_trials(engine, trial_ids or None, study_id=study_id)
+    console.print(f"{len(done)} trial(s) back in the queue" + (f": {', '.join(map(str, done))}" if done else ""))
+
+
 @trial_app.command("export")
 def trial_export(
     ctx: typer.Context,

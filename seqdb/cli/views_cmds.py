@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from seqdb.cli import scaling_cmds
-from seqdb.cli.common import console, open_db
+from seqdb.cli.common import console, open_db, resolve_project
 
 DASHBOARD_APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"  # shipped inside the package
 ENV_DASHBOARD_DB = "SEQDB_DASHBOARD_DB"
@@ -41,11 +41,16 @@ def sql_cmd(
     query: str = typer.Argument(..., help="One SELECT over the views (docs/views.md)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="table | csv | json | parquet (default: table, or the --output suffix)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the result to FILE instead of the terminal."),
+    force: bool = typer.Option(False, "--force", help="Replace --output FILE if it exists."),
 ) -> None:
     """Run a read-only SELECT over the DuckDB views of the live database."""
-    from seqdb.views.query import format_for, sql, sql_rows, write_table
+    from seqdb.project import protected_paths
+    from seqdb.views.query import check_output, format_for, sql, sql_rows, write_table
 
     kind = format_for(output, fmt)
+    if output is not None:  # never the database, seqdb.yaml or the artifacts; never a silent overwrite
+        files, folders = protected_paths(resolve_project(ctx))
+        check_output(output, files=files, folders=folders, force=force)
     with _views(ctx) as vc:
         if kind == "table":  # the terminal table needs no Arrow (~0.2 s of import)
             _print_rows(*sql_rows(vc, query))

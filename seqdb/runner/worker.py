@@ -349,7 +349,7 @@ def check_summaries(summaries: list[WorkerSummary]) -> None:
         raise EnvironmentFault(f"a worker stopped on an environment fault: {faults[0]}{more}; run `seqdb run` again once it is fixed")
     failed = sum(s.failed for s in summaries)
     if failed:
-        raise TrainingError(f"{failed} trial(s) failed; see `seqdb trial list --state failed`, "
+        raise TrainingError(f"{failed} trial(s) failed; see `seqdb trial list --study S --state failed`, "
                             "put them back with `seqdb trial retry --failed`")
 
 

@@ -101,6 +101,23 @@ def write_table(table: "pa.Table", fmt: str, path: Path) -> Path:
     return path
 
 
+def check_output(path: Path, *, files: Sequence[Path] = (), folders: Sequence[Path] = (), force: bool = False) -> Path:
+    """Refuse an output path that is one of `files` (the database, seqdb.yaml ...) or inside
+    one of `folders` (the artifacts root), and an existing file unless `force`."""
+    target = Path(path).expanduser().resolve()
+    for f in files:
+        if target == Path(f).resolve():
+            raise ConfigError(f"--output {path}: is the project's {Path(f).name}; allowed: a path outside the database files, seqdb.yaml and the artifacts folder")
+    for d in folders:
+        if target == Path(d).resolve() or Path(d).resolve() in target.parents:
+            raise ConfigError(f"--output {path}: is inside the artifacts folder {d}; allowed: a path outside the database files, seqdb.yaml and the artifacts folder")
+    if target.is_dir():
+        raise ConfigError(f"--output {path}: is a folder; allowed: a file path")
+    if target.exists() and not force:
+        raise ConfigError(f"--output {path}: exists; allowed: a new file, or --force to replace it")
+    return target
+
+
 def format_for(output: Path | None, fmt: str | None) -> str:
     """The output format: explicit, else from the file suffix, else a table on the terminal."""
     if fmt:
