@@ -48,10 +48,28 @@ Say = Callable[[str], None]
 class FinalResult:
     study_id: int
     trial_id: int
-    trained: bool  # False: the final trial was already completed
+    trained: bool  # False: the final trial was already completed, or reused the search trial's checkpoint
     test_metrics: dict[str, float]
     report: TestReport
     artifacts: list[Artifact] = field(default_factory=list)
+    start: str = "trained"  # reused | continued | trained | done (completed by an earlier `seqdb train`)
+
+
+@dataclass(frozen=True)
+class Start:
+    """How the final trial starts from the search trial it is the final run of.
+
+    reuse     the final config is the search trial's (label aside): its best checkpoint IS the
+              final model; nothing is trained
+    continue  only the length grew (more epochs / no max_steps): training resumes from the
+              search trial's latest checkpoint (model, optimizer, schedule position, early
+              stopping state) and runs to the new length
+    train     anything else (or no checkpoint file left): from scratch
+    """
+
+    how: str
+    reason: str
+    checkpoint: Optional[Checkpoint] = None
 
 
 # --------------------------------------------------------------------------------------
@@ -72,19 +90,21 @@ def default_epochs(engine: Engine, experiment: str) -> int:
     return int((row.config.get("training") or {}).get("max_epochs", 10))
 
 
-def ensure_final_trial(engine: Engine, project, best: BestTrial, cfg: TrialConfig) -> tuple[int, int]:  # noqa: ANN001
-    """(final study id, trial id): the study of kind `final` and a trial with this config."""
+def ensure_final_trial(engine: Engine, project, best: BestTrial, cfg: TrialConfig, start: Optional[Start] = None) -> tuple[int, int]:  # noqa: ANN001
+    """(final study id, trial id): the study of kind `final` and a trial with this config,
+    made from the search trial's checkpoint when `start` says reuse or continue."""
     from seqdb.search.study import ensure_study
 
     study = ensure_study(engine, project, best.experiment, best.budget, best.horizon, kind="final")
-    digest = cfg.config_hash()
+    digest, start = cfg.config_hash(), start or Start("train", "")
+    root = Path(project.artifacts_root)
     try:
-        return study.study_id, _insert_final_trial(engine, study.study_id, best, cfg, digest)
+        return study.study_id, _insert_final_trial(engine, study.study_id, best, cfg, digest, start, root)
     except IntegrityError:  # a concurrent `seqdb train` inserted the same trial first: use it
-        return study.study_id, _insert_final_trial(engine, study.study_id, best, cfg, digest)
+        return study.study_id, _insert_final_trial(engine, study.study_id, best, cfg, digest, start, root)
 
 
-def _insert_final_trial(engine: Engine, study_id: int, best: BestTrial, cfg: TrialConfig, digest: str) -> int:
+def _insert_final_trial(engine: Engine, study_id: int, best: BestTrial, cfg: TrialConfig, digest: str, start: Start, root: Path) -> int:
     with session_scope(engine) as s:
         _never_prune(s, study_id)
         # -- one trial per distinct final config; re-running `seqdb train` finds it again
@@ -94,12 +114,87 @@ def _insert_final_trial(engine: Engine, study_id: int, best: BestTrial, cfg: Tri
         number = s.execute(sa.select(sa.func.coalesce(sa.func.max(Trial.number) + 1, 0)).where(Trial.study_id == study_id)).scalar_one()
         trial = Trial(
             study_id=study_id, number=int(number), config_hash=digest, config=cfg.model_dump(mode="json"),
-            params={**best.params, "source_trial_id": best.trial_id}, label=cfg.label,
+            params={**best.params, "source_trial_id": best.trial_id, "start": start.how}, label=cfg.label,
             architecture_id=best.architecture.get("architecture_id"), param_count=best.architecture.get("param_count"),
         )
         s.add(trial)
         s.flush()
+        if start.checkpoint is not None:  # in the same transaction: a crash leaves no half-made final trial
+            _adopt_checkpoint(s, trial, best.trial_id, start, root / "trials" / str(trial.trial_id))
         return int(trial.trial_id)
+
+
+# --------------------------------------------------------------------------------------
+# starting from the search trial: reuse its best checkpoint, or continue its latest
+# --------------------------------------------------------------------------------------
+def plan_start(engine: Engine, best: BestTrial, cfg: TrialConfig) -> Start:
+    """reuse / continue / train (see `Start`) for the final config `cfg` of `best`."""
+    search = TrialConfig.model_validate(best.config)
+    same = lambda a, b: a.model_dump(mode="json", exclude={"label"}) == b.model_dump(mode="json", exclude={"label"})  # noqa: E731
+    if same(cfg, search):
+        ckpt = _search_checkpoint(engine, best.trial_id, best=True)
+        if ckpt is None:
+            return Start("train", f"search trial {best.trial_id} has the same configuration but no checkpoint file left")
+        return Start("reuse", f"the final configuration is search trial {best.trial_id}'s", ckpt)
+    length = {"max_epochs", "max_steps"}
+    if same(cfg.model_copy(update={"training": cfg.training.model_copy(update={k: getattr(search.training, k) for k in length})}), search):
+        if cfg.training.max_epochs < search.training.max_epochs:
+            return Start("train", f"fewer epochs ({cfg.training.max_epochs}) than search trial {best.trial_id} trained ({search.training.max_epochs})")
+        ckpt = _search_checkpoint(engine, best.trial_id, best=False)
+        if ckpt is None:
+            return Start("train", f"search trial {best.trial_id} has no checkpoint file left to continue")
+        return Start("continue", f"only the length differs from search trial {best.trial_id}", ckpt)
+    return Start("train", f"the final configuration differs from search trial {best.trial_id}'s")
+
+
+def _search_checkpoint(engine: Engine, trial_id: int, *, best: bool) -> Optional[Checkpoint]:
+    """The search trial's best (or latest) registered checkpoint whose file is intact."""
+    from seqdb.hashing import file_sha256
+
+    order = (Checkpoint.is_best.desc(), Checkpoint.step.desc()) if best else (Checkpoint.step.desc(),)
+    with session_scope(engine, write=False) as s:
+        rows = s.execute(sa.select(Checkpoint).where(Checkpoint.trial_id == trial_id).order_by(*order)).scalars().all()
+        for row in rows:
+            if (row.is_best or not best) and Path(row.path).is_file() and file_sha256(Path(row.path)) == row.sha256:
+                s.expunge(row)
+                return row
+    return None
+
+
+def _adopt_checkpoint(s, trial: Trial, source_id: int, start: Start, folder: Path) -> None:  # noqa: ANN001 - a Session
+    """Give the new final trial its own copy (a hard link when possible) of the search
+    checkpoint, its metrics up to that step and — for reuse — the search trial's result."""
+    import os
+    import shutil
+
+    from seqdb.train.checkpoint import SIDECAR, checkpoint_path
+
+    src, ckpt = s.get(Trial, source_id), start.checkpoint
+    dst = checkpoint_path(folder, ckpt.step)
+    folder.mkdir(parents=True, exist_ok=True)
+    for a, b in ((Path(ckpt.path), dst), (Path(ckpt.path + SIDECAR), Path(str(dst) + SIDECAR))):
+        if a.is_file() and not b.exists():
+            try:
+                os.link(a, b)
+            except OSError:
+                shutil.copy2(a, b)
+    s.add(Checkpoint(trial_id=trial.trial_id, path=str(dst), bytes=ckpt.bytes, sha256=ckpt.sha256, step=ckpt.step, epoch=ckpt.epoch,
+                     val_loss=ckpt.val_loss, is_best=ckpt.is_best, attempt=0))
+    _copy_metrics(s, source_id, trial.trial_id, ckpt.step if start.how == "continue" else None)
+    trial.step, trial.epochs_done, trial.batch_config, trial.seed = ckpt.step, ckpt.epoch, src.batch_config, src.seed
+    trial.best_val_loss, trial.best_step = (src.best_val_loss, src.best_step) if ckpt.is_best or start.how == "reuse" else (None, None)
+    if start.how == "reuse":
+        trial.state, trial.values, trial.tokens, trial.flops, trial.env = TrialState.completed.value, src.values, src.tokens, src.flops, src.env
+        trial.started_at, trial.finished_at, trial.epochs_done, trial.step = src.started_at, src.finished_at, src.epochs_done, src.step
+
+
+def _copy_metrics(s, source_id: int, target_id: int, up_to_step: Optional[int]) -> None:  # noqa: ANN001 - a Session
+    """The search trial's metric rows (up to `up_to_step`), as the final trial's: one curve."""
+    cols = (Metric.step, Metric.epoch, Metric.name, Metric.value, Metric.time)
+    rows = sa.select(sa.literal(target_id), *cols).where(Metric.trial_id == source_id)
+    if up_to_step is not None:
+        rows = rows.where(Metric.step <= up_to_step)
+    s.execute(sa.insert(Metric).from_select(["trial_id", "step", "epoch", "name", "value", "time"], rows))
 
 
 def _never_prune(s, study_id: int) -> None:  # noqa: ANN001 - a Session
@@ -310,11 +405,14 @@ def final_training(
 
     best = best_trial(engine, budget, horizon, experiment)
     cfg = final_config(best, epochs or default_epochs(engine, best.experiment))
-    study_id, trial_id = ensure_final_trial(engine, project, best, cfg)
+    start = plan_start(engine, best, cfg)
+    study_id, trial_id = ensure_final_trial(engine, project, best, cfg, start)
     trial = trial_state(engine, trial_id)
+    made = (trial.params or {}).get("start", "train")  # how the final trial was made (now or by an earlier run)
     trained = trial.state != TrialState.completed.value
+    how = made if trained or made == "reuse" else "done"
+    say(_start_line(how, start, best, cfg, trial))
     if trained:
-        say(f"final training of trial {best.trial_id}'s configuration for up to {cfg.training.max_epochs} epochs (final trial {trial_id})")
         for _ in range(open_trials(engine, study_id)):  # an older unfinished final config may be claimed first
             run_final_trial(project, study_id, device, say)
             trial = trial_state(engine, trial_id)
@@ -337,7 +435,21 @@ def final_training(
     with session_scope(engine, write=False) as s:
         dataset_id = s.get(Study, study_id).dataset_id
     artifacts = register_artifacts(engine, trial_id, study_id, dataset_id, items)
-    return FinalResult(study_id, trial_id, trained, metrics, rep, artifacts)
+    return FinalResult(study_id, trial_id, trained, metrics, rep, artifacts, start={"reuse": "reused", "continue": "continued", "train": "trained"}.get(how, how))
+
+
+def _start_line(how: str, start: Start, best: BestTrial, cfg: TrialConfig, trial: Trial) -> str:
+    """What `seqdb train` does with the final trial, in one line."""
+    epochs, t = cfg.training.max_epochs, trial.trial_id
+    if how == "done":
+        return f"final trial {t} was trained by an earlier `seqdb train`; nothing to train"
+    if how == "reuse":
+        return (f"reusing search trial {best.trial_id}'s best checkpoint (step {trial.best_step}) as final trial {t}: "
+                f"the final configuration is identical; nothing to train")
+    if how == "continue":
+        return f"continuing search trial {best.trial_id} from its checkpoint at step {trial.step} (epoch {trial.epochs_done}) to {epochs} epochs (final trial {t})"
+    why = f" ({start.reason})" if start.how == "train" and start.reason else ""
+    return f"final training of trial {best.trial_id}'s configuration from scratch for up to {epochs} epochs (final trial {t}){why}"
 
 
 def _export(model, data, cfg: TrialConfig, best: BestTrial, trial_id: int, study_id: int, out_dir: Path, say: Say) -> list[tuple[str, Path, dict]]:  # noqa: ANN001

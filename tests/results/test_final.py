@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from seqdb.db.engine import create_engine_for, session_scope
-from seqdb.db.models import Artifact, Metric, Study, Trial
+from seqdb.db.models import Artifact, Checkpoint, Metric, Study, Trial
 from seqdb.errors import NotFoundError
 from seqdb.experiment.registry import register_experiment
 from seqdb.project import init_project
@@ -119,8 +119,8 @@ def test_final_training_report_export_and_infer(db_url, tmp_path):
     res = run_cli_inprocess(*cli, "infer", "--model", str(gen_id), "--data", str(project.root / "data" / "toy.csv"), "--output", str(out), "--probabilities")
     assert res.code == 0, res.err
     pred = pl.read_csv(out)
-    assert pred.height == 3 and set(pred["x"].to_list()) <= {"down", "up"}
-    assert np.allclose(pred["x__p_down"] + pred["x__p_up"], 1.0)
+    assert pred.height == 3 and set(pred["x_pred"].to_list()) <= {"down", "up"}  # target x of input x: named apart
+    assert np.allclose(pred["x_pred__p_down"] + pred["x_pred__p_up"], 1.0) and pred["horizon"].to_list() == [1, 1, 1]
     assert_one_line_error(run_cli_inprocess(*cli, "infer", "--model", "99999", "--data", str(out)), "artifact 99999 does not exist")
     # a replaced model file is caught by its registered sha256
     gen_path = Path(next(a.path for a in again.artifacts if a.kind == "onnx_generative"))
@@ -136,3 +136,37 @@ def test_train_without_a_completed_search_trial_is_a_one_line_error(db_url, tmp_
     assert_one_line_error(res, "no completed trial for budget 12k horizon 1")
     with session_scope(engine, write=False) as s:
         assert s.execute(sa.select(sa.func.count()).select_from(Study).where(Study.kind == "final")).scalar_one() == 0
+
+
+def test_train_reuses_the_identical_search_trial_and_continues_it_for_more_epochs(db_url, tmp_path):
+    project, engine = toy_project(tmp_path / "proj", db_url)
+    with session_scope(engine) as s:  # undo the given result: the search really trains here
+        s.execute(sa.update(Trial).values(state="pending", best_val_loss=None, best_step=None))
+    ran = run_cli_inprocess("--db", db_url, "--project", str(project.root), "run", "--budget", "12k", "--horizon", "1", "--no-live")
+    assert ran.code == 0, ran.err
+    best = best_trial(engine, "12k", 1)
+    said: list[str] = []
+    reused = final_training(engine, project, "12k", 1, resamples=50, export=False, say=said.append)
+    assert reused.start == "reused" and not reused.trained
+    assert any(f"reusing search trial {best.trial_id}'s best checkpoint" in line and "nothing to train" in line for line in said), said
+    with session_scope(engine, write=False) as s:
+        final = s.get(Trial, reused.trial_id)
+        src_ckpt = s.execute(sa.select(Checkpoint).where(Checkpoint.trial_id == best.trial_id, Checkpoint.is_best)).scalars().first()
+        own = s.execute(sa.select(Checkpoint).where(Checkpoint.trial_id == final.trial_id)).scalars().one()
+        curve = lambda t: s.execute(sa.select(Metric.step, Metric.value).where(Metric.trial_id == t, Metric.name == "train_loss").order_by(Metric.step)).all()  # noqa: E731
+        assert final.state == "completed" and final.best_val_loss == best.best_val_loss and final.step == s.get(Trial, best.trial_id).step
+        assert own.sha256 == src_ckpt.sha256 and own.path != src_ckpt.path and Path(own.path).is_file()
+        assert curve(final.trial_id) == curve(best.trial_id) and "test_loss" in set(s.execute(sa.select(Metric.name).where(Metric.trial_id == final.trial_id)).scalars())
+        search_steps = s.get(Trial, best.trial_id).step
+
+    said.clear()
+    longer = final_training(engine, project, "12k", 1, epochs=3, resamples=50, export=False, say=said.append)
+    assert longer.start == "continued" and longer.trained and longer.trial_id != reused.trial_id
+    assert any(f"continuing search trial {best.trial_id} from its checkpoint at step {search_steps}" in line for line in said), said
+    with session_scope(engine, write=False) as s:
+        t = s.get(Trial, longer.trial_id)
+        steps = [r.step for r in s.execute(sa.select(Metric.step).where(Metric.trial_id == t.trial_id, Metric.name == "train_loss").order_by(Metric.step))]
+    assert t.state == "completed" and t.epochs_done == 3 and t.step == 3 * search_steps
+    assert steps == list(range(1, t.step + 1))  # the search's steps, then the continuation: one curve, no gap, no repeat
+    again = final_training(engine, project, "12k", 1, epochs=3, resamples=50, export=False, say=said.append)
+    assert again.start == "done" and not again.trained and again.trial_id == longer.trial_id
