@@ -79,11 +79,15 @@ class DbReporter:
             return "prune"
         return None
 
-    def on_checkpoint(self, info: CheckpointInfo) -> None:
+    def on_checkpoint(self, info: CheckpointInfo) -> bool:
+        """Flush metrics, register the checkpoint; False (and the lease marked lost) when
+        another worker owns the trial now: the trainer must not prune then."""
         self.writer.flush()  # the metrics up to this step become durable with the checkpoint
-        if not with_retry(lambda: register_checkpoint(self.engine, self.lease, info), what="register checkpoint"):
+        if self.lease_lost() or not with_retry(lambda: register_checkpoint(self.engine, self.lease, info), what="register checkpoint"):
             self.lost.set()
+            return False
         self.checkpoints.append(info)
+        return True
 
     def should_stop(self) -> bool:
         return self.stop.is_set() or self.lease_lost()

@@ -5,11 +5,14 @@ A checkpoint is `step-00000123.pt` (a torch.save dict) plus a sidecar
 same folder, fsynced and renamed, checkpoint first: a checkpoint without its sidecar is
 incomplete and ignored by `latest_checkpoint`. `load_checkpoint` verifies the hash (given, or
 from the sidecar) and raises `TrainingError` naming the file when it does not match.
+`load_resumable` is what a resume uses: a corrupt newest checkpoint, or one whose sidecar is
+garbage, falls back to the newest earlier valid one in the same folder (logged).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -22,6 +25,7 @@ from seqdb.hashing import file_sha256
 
 NAME = re.compile(r"^step-(\d+)\.pt$")
 SIDECAR = ".sha256"
+log = logging.getLogger("seqdb.train")
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -58,9 +62,12 @@ def _sidecar_sha(path: Path) -> Optional[str]:
     if not side.exists():
         return None
     try:
-        return json.loads(side.read_text())["sha256"]
-    except (ValueError, KeyError) as exc:
-        raise TrainingError(f"checkpoint hash file {side} is unreadable: {exc}") from exc
+        sha = json.loads(side.read_text(encoding="utf-8"))["sha256"]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise TrainingError(f"checkpoint hash file {side} is unreadable: {type(exc).__name__}") from None
+    if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise TrainingError(f"checkpoint hash file {side} holds no sha256; allowed: 64 hex digits")
+    return sha
 
 
 def load_checkpoint(path: Path, verify_sha256: Optional[str] = None) -> dict:
@@ -77,6 +84,28 @@ def load_checkpoint(path: Path, verify_sha256: Optional[str] = None) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
         raise TrainingError(f"checkpoint {path} cannot be read: {type(exc).__name__}: {exc}") from exc
+
+
+def load_resumable(path: Path, verify_sha256: Optional[str] = None) -> tuple[Path, dict]:
+    """(path, state) of the checkpoint at `path`, or of the newest earlier valid checkpoint in
+    its folder when that one is corrupt, unreadable or has a garbage sidecar (each fallback
+    logged). Raises the first error when none is usable."""
+    path = Path(path)
+    match = NAME.match(path.name)
+    step = int(match.group(1)) if match else None
+    older = [p for s, p in reversed(list_checkpoints(path.parent)) if step is not None and s < step]
+    first: Optional[TrainingError] = None
+    for i, candidate in enumerate([path, *older]):
+        try:
+            state = load_checkpoint(candidate, verify_sha256 if i == 0 else None)
+        except TrainingError as exc:
+            first = first or exc
+            log.warning("%s; falling back to the previous checkpoint", exc.message)
+            continue
+        if i:
+            log.warning("resuming from %s instead of %s", candidate, path)
+        return candidate, state
+    raise first
 
 
 def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:

@@ -30,8 +30,10 @@ class Reporter(Protocol):
         and after an evaluation val_loss ...). Answer "prune" to end the run as pruned,
         "stop" to checkpoint and stop (resumable), None to go on."""
 
-    def on_checkpoint(self, info: CheckpointInfo) -> None:
-        """A checkpoint was written atomically (temp file + rename) at `info.path`."""
+    def on_checkpoint(self, info: CheckpointInfo) -> Optional[bool]:
+        """A checkpoint was written atomically (temp file + rename) at `info.path`. Return
+        False when it could not be registered (the lease is lost): the trainer then deletes
+        no older checkpoint. None or True: registered."""
 
     def should_stop(self) -> bool:
         """Polled between steps: True when the run must checkpoint and stop (a stop request,

@@ -43,7 +43,7 @@ from seqdb.train.batching import (
     micro_batches,
     probe_cuda_batch,
 )
-from seqdb.train.checkpoint import checkpoint_path, load_checkpoint, prune_checkpoints, save_checkpoint
+from seqdb.train.checkpoint import checkpoint_path, load_checkpoint, load_resumable, prune_checkpoints, save_checkpoint
 from seqdb.train.data import Selector, target_denominators, target_loss_sum, weighted_loss
 from seqdb.train.distributed import DistContext
 from seqdb.train.reporter import CheckpointInfo, Reporter
@@ -428,14 +428,17 @@ class _Run:
         path, size, sha = save_checkpoint(self.state(), self.dir, self.step)
         self.latest_path = path
         # Register the new checkpoint before deleting older files, so that a worker killed in
-        # between still leaves a registered checkpoint on disk to resume from.
-        self.reporter.on_checkpoint(
+        # between still leaves a registered checkpoint on disk to resume from. A registration
+        # that failed (False: the lease is lost, another worker owns the trial and its files
+        # now) prunes nothing: those older files may be the new owner's resume point.
+        registered = self.reporter.on_checkpoint(
             CheckpointInfo(path=path, bytes=size, sha256=sha, step=self.step, epoch=self.epoch, val_loss=val_loss, is_best=self.best_step == self.step)
         )
-        prune_checkpoints(self.dir, {self.step} | ({self.best_step} if self.best_step is not None else set()))
+        if registered is not False:
+            prune_checkpoints(self.dir, {self.step} | ({self.best_step} if self.best_step is not None else set()))
 
     def restore(self, path: Path) -> None:
-        state = load_checkpoint(path)
+        path, state = load_resumable(path)  # a corrupt newest file: the previous valid one (logged)
         saved = TrialConfig.model_validate_json(state["config"])
         if saved.model != self.cfg.model or saved.data != self.cfg.data:
             raise TrainingError(f"checkpoint {path} was written for a different model or data spec")
