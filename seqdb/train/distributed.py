@@ -59,6 +59,35 @@ class DistContext:
         return [int(x) for x in t.tolist()]
 
 
+def init_group(device: str, timeout_s: float = 7 * 86400.0) -> tuple[DistContext, str]:
+    """Under a torchrun-style launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
+    set): join the group with gloo for `cpu`, nccl for `cuda`; returns (context, this rank's
+    device: cuda:LOCAL_RANK or cpu). The long timeout lets the other ranks wait while rank 0
+    waits for work; a rank that dies breaks the others' collectives at once."""
+    from datetime import timedelta
+
+    local_rank = int(os.environ["LOCAL_RANK"])
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
+    return DistContext.current(), f"cuda:{local_rank}" if cuda else "cpu"
+
+
+def broadcast_object(obj: object = None) -> object:
+    """Rank 0's `obj` on every rank (pickled; small control messages only)."""
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather_object(obj: object) -> list:
+    """Every rank's `obj`, in rank order; raises when a rank has gone."""
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def init_from_torchrun(backend: str | None = None) -> tuple[DistContext, str]:
     """Under torchrun (RANK/WORLD_SIZE/LOCAL_RANK set): init the process group and return
     (context, device). Outside torchrun: no process group, device cuda:0 or cpu."""

@@ -3,6 +3,7 @@ model): the project, the processes, and the database invariants the cluster test
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,9 +62,10 @@ def trials(engine) -> list:  # noqa: ANN001
         return c.execute(sa.text("SELECT trial_id, state, attempt, step, lease_expires_at FROM trial ORDER BY trial_id")).all()
 
 
-def workers(engine) -> list:  # noqa: ANN001
+def workers(engine) -> list[dict]:  # noqa: ANN001
     with engine.connect() as c:
-        return c.execute(sa.text("SELECT worker_id, state, device, info FROM worker ORDER BY worker_id")).all()
+        rows = c.execute(sa.text("SELECT worker_id, state, device, info FROM worker ORDER BY worker_id")).mappings().all()
+    return [{**r, "info": json.loads(r["info"]) if isinstance(r["info"], str) else (r["info"] or {})} for r in rows]
 
 
 def registered_steps(engine, trial_id: int) -> list[int]:  # noqa: ANN001

@@ -39,7 +39,7 @@ def _preempt_once(path, url, engine, rng: random.Random, log) -> tuple[str, floa
 def _check_released(engine) -> None:  # noqa: ANN001
     """No attempt used, no lease left, every worker stopped, a stopped trial resumable from
     a registered, intact checkpoint at exactly its recorded step."""
-    assert {w.state for w in workers(engine)} == {"stopped"}
+    assert {w["state"] for w in workers(engine)} == {"stopped"}
     (t,) = trials(engine)
     assert t.attempt == 0 and t.state in ("pending", "stopped", "completed"), t
     assert t.state == "completed" or t.lease_expires_at is None
