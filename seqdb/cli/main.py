@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 from seqdb import __version__
-from seqdb.cli import data_cmds, experiment_cmds, launch_cmds, results_cmds, run_cmds, study_cmds, views_cmds
+from seqdb.cli import data_cmds, experiment_cmds, launch_cmds, replicate_cmds, results_cmds, run_cmds, study_cmds, views_cmds
 from seqdb.cli.common import console, open_db, resolve_project, state
 from seqdb.errors import DatabaseError, SeqdbError, redact
 
@@ -108,7 +108,7 @@ def _safe(url: str) -> str:
 
 
 # Each command module owns its commands and adds them with `register(app)`.
-for _commands in (experiment_cmds, data_cmds, study_cmds, run_cmds, views_cmds, results_cmds, launch_cmds):
+for _commands in (experiment_cmds, data_cmds, study_cmds, run_cmds, views_cmds, results_cmds, launch_cmds, replicate_cmds):
     _commands.register(app)
 
 

@@ -353,7 +353,7 @@ def trial_row(study_id: int, number: int, built: BuiltTrial, arch_ids: dict[int,
         "architecture_id": arch_ids.get(built.architecture), "label": built.label, "param_count": built.counts.total,
         "config": built.config.model_dump(mode="json"), "params": built.params,
         "state": TrialState.pending.value, "attempt": 0, "max_attempts": max_attempts, "created_at": utcnow(),
-        "step": 0, "epochs_done": 0,
+        "step": 0, "epochs_done": 0, "seed": built.config.seed,
     }  # fmt: skip
 
 

@@ -175,7 +175,7 @@ def best_search_inner_sql(backend: str) -> str:
     finished = "state IN ('completed', 'pruned', 'failed')"
     search = "JOIN study s ON s.study_id = per.study_id AND s.kind = 'search'"  # after grouping: 1 row per study
     # seed replicates (trials with replicate_of) are not search trials: they never count as effort or
-    # as the best, and their losses travel as one comma-separated text per replicated trial.
+    # as the best, and their losses travel as one comma-separated text per replicated trial, in trial_id order.
     replicated = "replicate_of IS NOT NULL AND state = 'completed' AND best_val_loss IS NOT NULL"
     if backend == "sqlite":
         # bare columns next to exactly one min(): SQLite takes trial_id from the row holding the min.
@@ -190,7 +190,7 @@ WITH per AS (
   FROM trial WHERE {finished} AND replicate_of IS NULL GROUP BY study_id),
 rep AS (
   SELECT replicate_of AS rid, group_concat(printf('%!.17g', best_val_loss)) AS seed_losses
-  FROM trial WHERE {replicated} GROUP BY replicate_of)
+  FROM (SELECT replicate_of, best_val_loss FROM trial WHERE {replicated} ORDER BY trial_id) GROUP BY replicate_of)
 SELECT per.n_finished, per.n_completed, per.epochs_total, per.epochs_mean, per.steps_total,
        COALESCE(t.param_count, a.param_count) AS resolved_param_count, rep.seed_losses, {cols}
 FROM per {search} JOIN trial t ON t.trial_id = per.best_id LEFT JOIN architecture a ON a.architecture_id = t.architecture_id
@@ -205,7 +205,7 @@ WITH per AS (
          min(ARRAY[best_val_loss, trial_id::float8]) FILTER (WHERE state = 'completed' AND best_val_loss IS NOT NULL) AS best
   FROM trial WHERE {finished} AND replicate_of IS NULL GROUP BY study_id),
 rep AS (
-  SELECT replicate_of AS rid, string_agg(best_val_loss::text, ',') AS seed_losses
+  SELECT replicate_of AS rid, string_agg(best_val_loss::text, ',' ORDER BY trial_id) AS seed_losses
   FROM trial WHERE {replicated} GROUP BY replicate_of)
 SELECT per.n_finished, per.n_completed, per.epochs_total, per.epochs_mean, per.steps_total,
        COALESCE(t.param_count, a.param_count) AS resolved_param_count, rep.seed_losses, {cols}
