@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from seqdb.db.engine import session_scope
 from seqdb.db.models import Dataset, Study, Trial
 from seqdb.errors import DataError
+from seqdb.runner.env import record_env
 from seqdb.runner.queue import Lease, TrialOutcome
 from seqdb.runner.executor import SetupError, TrialRun
 
@@ -59,6 +60,7 @@ class TrainExecutor:
             train_set, val_set = self.windows(run.engine, run.lease.study_id, cfg.horizon)
         except Exception as exc:
             raise SetupError(exc) from exc
+        record_env(run.engine, run.lease)  # threads, versions, commit, host: trial.env
         run.progress.total_steps = total_steps(cfg, len(train_set))
         resume = run.resume.path if run.resume is not None else None
         result = train(cfg, train_set, val_set, run.reporter, checkpoint_dir=run.checkpoint_dir, resume_from=resume, device=run.device)
