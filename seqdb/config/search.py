@@ -70,7 +70,7 @@ DATA_KEYS = ("input_columns", "column_types", "embedding_dims", "embedding_dim")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ class SearchSpec(Strict):
     strategy: Strategy = "grid"
     n_trials: Optional[int] = Field(default=None, ge=1)  # tpe / nsga2 (default 20); not for grid/ablation
     n_samples: Optional[int] = Field(default=None, ge=1, validate_default=True)  # sample: required
-    seed: Optional[int] = None  # None: the experiment's seed
+    seed: Optional[int] = Field(default=None, ge=0, le=2**32 - 1)  # None: the experiment's seed
     n_startup_trials: Optional[int] = Field(default=None, ge=0)  # tpe: random trials first (Optuna's default 10)
     objectives: list[Annotated[Objective, BeforeValidator(_parse_objective)]] = Field(
         default_factory=lambda: [Objective(name="val_loss")], min_length=1

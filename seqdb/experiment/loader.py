@@ -84,8 +84,12 @@ def validate_experiment(data: dict, *, source: str = "<experiment>") -> Experime
 
 
 def config_json(config: ExperimentConfig) -> dict:
-    """The JSON stored in `experiment.config` (defaults filled in)."""
-    return config.model_dump(mode="json")
+    """The JSON stored in `experiment.config` (defaults filled in). `data.columns` is a list
+    of [name, kind] pairs: Postgres JSONB reorders object keys, and the column order is the
+    model's input order (the same YAML must build the same model on every backend)."""
+    data = config.model_dump(mode="json")
+    data["data"]["columns"] = [[name, kind] for name, kind in config.data.columns.items()]
+    return data
 
 
 def content_hash(config: ExperimentConfig) -> str:

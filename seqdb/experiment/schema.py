@@ -28,7 +28,28 @@ Aggregate = Literal["sum", "last"]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+MAX_LENGTH = 1_000_000  # context length, horizons, strides
+
+
+def _ordered_columns(value: Any) -> Any:
+    """`columns:` as written (a mapping), or as stored (a list of [name, kind] pairs: JSONB
+    reorders object keys, a list keeps the order, and the order is the model's input order)."""
+    if not isinstance(value, list):
+        return value
+    pairs = [tuple(p) if isinstance(p, (list, tuple)) and len(p) == 2 else next(iter(p.items())) if isinstance(p, dict) and len(p) == 1 else None
+             for p in value]
+    if any(p is None for p in pairs):
+        raise ValueError("found a list that is not [name, kind] pairs; allowed: a mapping of column name to real or categorical")
+    names = [str(p[0]) for p in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"found the same column twice in {names[:10]}; allowed: distinct column names")
+    return {str(k): v for k, v in pairs}
+
+
+OrderedColumns = Annotated[dict[str, ColumnKind], BeforeValidator(_ordered_columns)]
 
 
 class DataSection(Section):
@@ -38,13 +59,13 @@ class DataSection(Section):
     format: Optional[Literal["csv", "parquet"]] = None  # None: from the file suffix
     sequence_column: str = "sequenceId"
     position_column: str = "itemPosition"
-    columns: dict[str, ColumnKind] = Field(min_length=1)  # feature columns (model inputs)
+    columns: OrderedColumns = Field(min_length=1, max_length=10_000)  # feature columns (model inputs), in input order
     # precomputed categorical maps: {column: {value: id>=2}} or {column: "maps/col.json"}
     id_maps: Optional[dict[str, Union[dict[str, int], str]]] = None
     nan_policy: NanPolicy = "error"  # NaN/inf/null in a real column: error | ffill | zero
-    rare_threshold: int = Field(default=1, ge=1)  # values seen fewer times in train -> 1 (other)
-    stride: int = Field(default=1, ge=1)  # step between training windows
-    eval_stride: Optional[int] = Field(default=None, ge=1)  # validation/test; None: context_length
+    rare_threshold: int = Field(default=1, ge=1, le=2**31 - 1)  # values seen fewer times in train -> 1 (other)
+    stride: int = Field(default=1, ge=1, le=MAX_LENGTH)  # step between training windows
+    eval_stride: Optional[int] = Field(default=None, ge=1, le=MAX_LENGTH)  # validation/test; None: context_length
 
 
 class TargetSection(Section):
@@ -75,7 +96,7 @@ class SplitSection(Section):
     validation: float = Field(default=0.15, gt=0, lt=1)
     test: float = Field(default=0.15, gt=0, lt=1)
     mode: SplitMode = "within"
-    gap: Optional[int] = Field(default=None, ge=0)  # purge rows between parts; None: max horizon
+    gap: Optional[int] = Field(default=None, ge=0, le=MAX_LENGTH)  # purge rows between parts; None: max horizon
 
 
 class ModelDefaults(Section):
@@ -83,15 +104,15 @@ class ModelDefaults(Section):
 
     activation: Activation = "swiglu"
     attention: Attention = "mha"
-    n_kv_heads: Optional[int] = Field(default=None, ge=1)
+    n_kv_heads: Optional[int] = Field(default=None, ge=1, le=65_536)
     positional: Positional = "learned"
-    rope_theta: float = Field(default=10000.0, gt=0)
+    rope_theta: float = Field(default=10000.0, gt=0, le=1e12)
     norm: Norm = "rmsnorm"
     prenorm: bool = True
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
-PositiveInts = Optional[list[Annotated[int, Field(gt=0)]]]
+PositiveInts = Optional[list[Annotated[int, Field(gt=0, le=1_048_576)]]]
 
 
 class ArchitectureGrid(Section):
@@ -123,13 +144,13 @@ def _as_list(value: Any) -> Any:
 
 class ExperimentConfig(Section):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     data: DataSection
     target: Annotated[list[TargetSection], BeforeValidator(_as_list)] = Field(min_length=1)  # one or a list
-    context_length: int = Field(gt=0)
-    horizons: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    context_length: int = Field(gt=0, le=MAX_LENGTH)
+    horizons: list[Annotated[int, Field(gt=0, le=MAX_LENGTH)]] = Field(min_length=1, max_length=1_000)
     split: SplitSection = SplitSection()
-    budgets: list[BudgetText] = Field(min_length=1)
+    budgets: list[BudgetText] = Field(min_length=1, max_length=1_000)
     tolerance: float = Field(default=0.25, gt=0, lt=1)
     max_attempts: int = Field(default=3, ge=1, le=100)  # lease expiries (lost workers) before a trial fails for good
     search: SearchSpec = Field(default_factory=SearchSpec)  # owned by seqdb.config.search
