@@ -12,7 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from seqdb.errors import ConfigError
 
-ACCEPTED_FORMS = "a positive whole number of parameters such as 500k, 2M, 20M, 1.5B, 2e7 or 800000 (suffixes k, M, B, T; case-insensitive)"
+MAX_BUDGET = 10**14  # 100T parameters: anything above is a typo (and 1e999999999 must not become an int)
+ACCEPTED_FORMS = "a positive whole number of parameters up to 100T such as 500k, 2M, 20M, 1.5B, 2e7 or 800000 (suffixes k, M, B, T; case-insensitive)"
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
 _FORMAT_UNITS = (("T", 10**12), ("B", 10**9), ("M", 10**6), ("k", 10**3))
@@ -25,6 +26,8 @@ def parse_budget(text: str | int) -> int:
     if isinstance(text, int):
         value = Decimal(text)
     else:
+        if len(str(text)) > 40:
+            raise ConfigError(f"budget {str(text)[:40]!r}... is not a parameter count; allowed: {ACCEPTED_FORMS}")
         match = _PATTERN.match(str(text))
         if not match:
             raise ConfigError(f"budget {text!r} is not a parameter count; allowed: {ACCEPTED_FORMS}")
@@ -32,6 +35,8 @@ def parse_budget(text: str | int) -> int:
             value = Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
         except InvalidOperation:
             raise ConfigError(f"budget {text!r} is not a parameter count; allowed: {ACCEPTED_FORMS}") from None
+    if value > MAX_BUDGET:  # before any int(): a huge exponent would not fit in memory
+        raise ConfigError(f"budget {text!r} is above 100T parameters; allowed: {ACCEPTED_FORMS}")
     if value != value.to_integral_value() or value <= 0:
         raise ConfigError(f"budget {text!r} is not a positive whole number of parameters; allowed: {ACCEPTED_FORMS}")
     return int(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 import typing
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,43 @@ from seqdb.errors import ConfigError
 from seqdb.experiment.schema import ExperimentConfig
 
 
+MAX_ALIASES = 100  # YAML `*alias` uses per file: more is an alias bomb (exponential expansion)
+MAX_EXPANDED_NODES = 200_000  # values in the document once every alias is expanded
+MAX_YAML_BYTES = 1_000_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict) -> int:
+    """Number of values `node` stands for with every alias expanded (each shared node is
+    counted once per use, computed once: linear in the file, not in the expansion)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias: counted when it closes
+        if isinstance(node, yaml.SequenceNode):
+            memo[key] = 1 + sum(_expanded_size(child, memo) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[key] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        else:
+            memo[key] = 1
+    return memo[key]
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key written twice in one mapping."""
+    """SafeLoader that rejects a key written twice in one mapping and more than MAX_ALIASES
+    alias uses (a "billion laughs" file would expand exponentially when validated)."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201
+        if self.check_event(yaml.events.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_ALIASES} aliases (*name)", mark)
+        return super().compose_node(parent, index)
+
+    def compose_document(self):  # noqa: ANN201
+        node = super().compose_document()
+        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise yaml.composer.ComposerError(None, None, f"aliases expand to more than {MAX_EXPANDED_NODES} values", node.start_mark)
+        return node
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -47,6 +83,8 @@ def read_yaml(path: Path | str) -> tuple[str, dict]:
         raise ConfigError(f"{path}: file not found; allowed: a path to an experiment YAML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror}); allowed: a readable YAML file") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {len(raw)} bytes; allowed: an experiment YAML of at most {MAX_YAML_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -123,11 +161,18 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part[:1].isupper() or part.startswith(("list[", "dict[", "function-")))
 
 
+_SHORT = reprlib.Repr()  # (Python 3.11 takes no keywords here)
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxset = 2, 4, 4, 4, 4
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 60, 60, 40
+
+
 def _found(err: dict) -> str:
+    """A short excerpt of the offending value (never the whole input: it may be huge)."""
     value = err.get("input")
     if isinstance(value, dict):
-        return f"a mapping with keys {sorted(map(str, value))}"[:200]
-    text = repr(value)
+        keys = [str(k)[:40] for k in list(value)[:10]]
+        return f"a mapping with keys {sorted(keys)}{' ...' if len(value) > 10 else ''}"[:200]
+    text = _SHORT.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
