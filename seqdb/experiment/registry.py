@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from seqdb.db.engine import session_scope
 from seqdb.db.models import Architecture, Budget, Experiment, Study
@@ -23,10 +24,18 @@ from seqdb.experiment.schema import ExperimentConfig
 
 
 def register_experiment(engine: Engine, path: Path | str, *, replace: bool = False) -> tuple[Experiment, bool]:
-    """Validate and store the YAML at `path`; returns (row, created_or_replaced)."""
+    """Validate and store the YAML at `path`; returns (row, created_or_replaced). Two
+    processes adding the same name at once (Postgres): the loser sees the winner's row."""
     text, data = read_yaml(path)
     config = validate_experiment(data, source=str(path))
     digest = content_hash(config)
+    try:
+        return _store(engine, path, text, config, digest, replace)
+    except IntegrityError:  # a concurrent `experiment add` inserted the same name first
+        return _store(engine, path, text, config, digest, replace)
+
+
+def _store(engine: Engine, path: Path | str, text: str, config: ExperimentConfig, digest: str, replace: bool) -> tuple[Experiment, bool]:
     with session_scope(engine) as session:
         row = session.scalars(select(Experiment).where(Experiment.name == config.name)).first()
         if row is not None and row.content_hash == digest:
