@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,8 +25,17 @@ Scheduler = Literal["cosine", "linear", "constant"]
 TaskKind = Literal["direction", "threshold", "regression", "next_category"]
 
 
+# Ranges of every numeric field (a value outside is a one-line error naming the field).
+MAX_SEED = 2**32 - 1  # numpy / torch generators take 32-bit seeds
+MAX_WIDTH = 65_536  # d_model, d_ff per layer, embedding sizes
+MAX_LAYERS = 1_024
+MAX_STEPS = 10**9
+MAX_BATCH = 2**20
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class InputColumn(Strict):
@@ -34,8 +43,8 @@ class InputColumn(Strict):
 
     name: str
     kind: Literal["categorical", "real"]
-    vocab_size: int = 0  # categorical only: ids 0 (unknown/padding), 1 (other), 2+ values
-    embedding_dim: Optional[int] = None  # categorical only; None: d_model
+    vocab_size: int = Field(default=0, ge=0, le=2**31 - 1)  # categorical only: ids 0 (unknown/padding), 1 (other), 2+ values
+    embedding_dim: Optional[int] = Field(default=None, ge=1, le=MAX_WIDTH)  # categorical only; None: d_model
 
 
 class TargetSpec(Strict):
@@ -47,17 +56,17 @@ class TargetSpec(Strict):
 
     name: str
     kind: Literal["categorical", "real"]
-    n_classes: int = 0
-    loss_weight: float = 1.0
-    class_weights: Optional[list[float]] = None
+    n_classes: int = Field(default=0, ge=0, le=2**31 - 1)
+    loss_weight: float = Field(default=1.0, ge=0, le=1e6)
+    class_weights: Optional[list[Annotated[float, Field(ge=0, le=1e6)]]] = None
 
 
 class DataSpec(Strict):
     """What the model needs to know about the prepared data."""
 
     dataset_hash: str = ""
-    context_length: int = Field(gt=0)
-    horizon: int = Field(default=1, gt=0)
+    context_length: int = Field(gt=0, le=1_000_000)
+    horizon: int = Field(default=1, gt=0, le=1_000_000)
     inputs: list[InputColumn]
     targets: list[TargetSpec]
 
@@ -81,15 +90,15 @@ class DataSpec(Strict):
 class ModelConfig(Strict):
     """Architecture of the causal transformer (see seqdb/model/transformer.py)."""
 
-    d_model: int = Field(gt=0)
-    n_layers: int = Field(gt=0)
-    n_head: int = Field(gt=0)
-    n_kv_heads: Optional[int] = None  # None: = n_head (mha); 1: mqa; else gqa
-    d_ff: int = Field(gt=0)
+    d_model: int = Field(gt=0, le=MAX_WIDTH)
+    n_layers: int = Field(gt=0, le=MAX_LAYERS)
+    n_head: int = Field(gt=0, le=MAX_WIDTH)
+    n_kv_heads: Optional[int] = Field(default=None, ge=1, le=MAX_WIDTH)  # None: = n_head (mha); 1: mqa; else gqa
+    d_ff: int = Field(gt=0, le=16 * MAX_WIDTH)
     activation: Activation = "swiglu"
     attention: Attention = "mha"
     positional: Positional = "learned"
-    rope_theta: float = 10000.0
+    rope_theta: float = Field(default=10000.0, gt=0, le=1e12)
     norm: Norm = "rmsnorm"
     prenorm: bool = True
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -116,32 +125,32 @@ class ModelConfig(Strict):
 
 
 class EarlyStopping(Strict):
-    patience: int = Field(default=10, ge=1)
-    min_delta: float = Field(default=0.0, ge=0.0)
+    patience: int = Field(default=10, ge=1, le=MAX_STEPS)
+    min_delta: float = Field(default=0.0, ge=0.0, le=1e6)
 
 
 class TrainingConfig(Strict):
     """Optimisation settings. `effective_batch_size` never changes; the physical batch and
     accumulation are chosen by the trainer (dynamic batching) and reported."""
 
-    learning_rate: float = Field(default=3e-4, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    betas: tuple[float, float] = (0.9, 0.95)
+    learning_rate: float = Field(default=3e-4, gt=0, le=10)
+    weight_decay: float = Field(default=0.01, ge=0, le=10)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.95)
     scheduler: Scheduler = "cosine"
-    warmup_steps: int = Field(default=0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0, le=MAX_STEPS)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
-    grad_clip: float = Field(default=1.0, ge=0)  # 0: no clipping
-    max_epochs: int = Field(default=10, ge=1)
-    max_steps: Optional[int] = Field(default=None, ge=1)  # optional cap on optimizer steps
-    effective_batch_size: int = Field(default=128, ge=1)
-    batch_size: Optional[int] = Field(default=None, ge=1)  # None: chosen per architecture
+    grad_clip: float = Field(default=1.0, ge=0, le=1e6)  # 0: no clipping
+    max_epochs: int = Field(default=10, ge=1, le=1_000_000)
+    max_steps: Optional[int] = Field(default=None, ge=1, le=MAX_STEPS)  # optional cap on optimizer steps
+    effective_batch_size: int = Field(default=128, ge=1, le=MAX_BATCH)
+    batch_size: Optional[int] = Field(default=None, ge=1, le=MAX_BATCH)  # None: chosen per architecture
     early_stopping: EarlyStopping = EarlyStopping()
-    eval_every_steps: Optional[int] = Field(default=None, ge=1)  # None: once per epoch
-    checkpoint_every_steps: Optional[int] = Field(default=None, ge=1)  # None: at each evaluation
-    max_eval_batches: Optional[int] = Field(default=None, ge=1)
+    eval_every_steps: Optional[int] = Field(default=None, ge=1, le=MAX_STEPS)  # None: once per epoch
+    checkpoint_every_steps: Optional[int] = Field(default=None, ge=1, le=MAX_STEPS)  # None: at each evaluation
+    max_eval_batches: Optional[int] = Field(default=None, ge=1, le=MAX_STEPS)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
     compile: bool = False
-    seed: int = 0
+    seed: Seed = 0
 
 
 class TrialConfig(Strict):
@@ -149,8 +158,8 @@ class TrialConfig(Strict):
 
     experiment: str
     budget: str
-    horizon: int
-    seed: int = 0
+    horizon: int = Field(gt=0, le=1_000_000)
+    seed: Seed = 0
     data: DataSpec
     model: ModelConfig
     training: TrainingConfig

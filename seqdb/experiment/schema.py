@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from seqdb.config.trial import Activation, Attention, Norm, Positional, TaskKind, TrainingConfig
 from seqdb.errors import ConfigError
 from seqdb.experiment.budgets import ACCEPTED_FORMS, format_budget, parse_budget
+from seqdb.experiment.ladder import LADDER_KEYS, parse_flops
 from seqdb.config.search import SearchSpec
 
 ColumnKind = Literal["real", "categorical"]
@@ -91,12 +92,15 @@ class TargetSection(Section):
 
 class SplitSection(Section):
     """Chronological split. `within`: each sequence is cut by position into train | gap |
-    validation | gap | test. `sequences`: whole sequences, in sequence-id order."""
+    validation | gap | test. `sequences`: whole sequences, in sequence-id order. `by`: a time
+    column shared by all sequences (the position column or a real column): `within` then cuts
+    every sequence at the same two times (calendar-true; seqdb/data/split.py)."""
 
     validation: float = Field(default=0.15, gt=0, lt=1)
     test: float = Field(default=0.15, gt=0, lt=1)
     mode: SplitMode = "within"
     gap: Optional[int] = Field(default=None, ge=0, le=MAX_LENGTH)  # purge rows between parts; None: max horizon
+    by: Optional[str] = Field(default=None, min_length=1, max_length=200)  # time column: cut all sequences at shared times
 
 
 class ModelDefaults(Section):
@@ -135,6 +139,7 @@ def _budget_item(value: Any) -> str:
 
 
 BudgetText = Annotated[str, BeforeValidator(_budget_item)]
+FlopsValue = Annotated[float, BeforeValidator(parse_flops)]
 
 
 def _as_list(value: Any) -> Any:
@@ -151,6 +156,10 @@ class ExperimentConfig(Section):
     horizons: list[Annotated[int, Field(gt=0, le=MAX_LENGTH)]] = Field(min_length=1, max_length=1_000)
     split: SplitSection = SplitSection()
     budgets: list[BudgetText] = Field(min_length=1, max_length=1_000)
+    # the (size, tokens) ladder, at most one of these (seqdb/experiment/ladder.py, docs/experiment.md)
+    tokens: Optional[list[BudgetText]] = Field(default=None, min_length=1)  # training tokens per trial: [2M, 8M]
+    tokens_per_param: Optional[list[Annotated[float, Field(gt=0)]]] = Field(default=None, min_length=1)  # D = r x N
+    compute: Optional[list[FlopsValue]] = Field(default=None, min_length=1)  # FLOP budgets: D = C / (6 N) per budget
     tolerance: float = Field(default=0.25, gt=0, lt=1)
     max_attempts: int = Field(default=3, ge=1, le=100)  # lease expiries (lost workers) before a trial fails for good
     search: SearchSpec = Field(default_factory=SearchSpec)  # owned by seqdb.config.search
@@ -218,11 +227,29 @@ class ExperimentConfig(Section):
             _fail("split.gap", f"{self.split.gap} with mode sequences", "a gap only with mode within (whole sequences need none)")
         if self.split.validation + self.split.test >= 1:
             _fail("split", f"validation {self.split.validation} + test {self.split.test} >= 1", "fractions that leave a training part (sum < 1)")
+        if self.split.by is not None:
+            self._check_split_by()
         counts = [parse_budget(b) for b in self.budgets]
         if len(set(counts)) != len(counts):
             _fail("budgets", f"the same parameter count twice in {list(self.budgets)}", "distinct budgets")
         self._check_search(cols)
+        self._check_ladder()
         return self
+
+    def _check_split_by(self) -> None:
+        by, d = self.split.by, self.data
+        times = [d.position_column, *(c for c in sorted(d.columns) if d.columns[c] == "real")]
+        if self.split.mode != "within":
+            _fail("split.by", f"{by!r} with mode {self.split.mode}", "split.by only with mode within (whole sequences have no cut time)")
+        if by not in times:
+            _fail("split.by", f"{by!r} is not the position column or a real column", f"one of {_names(times)}")
+
+    def _check_ladder(self) -> None:
+        given = [k for k in LADDER_KEYS if getattr(self, k) is not None]
+        if len(given) > 1:
+            _fail(given[1], f"given together with {given[0]}", "one of tokens, tokens_per_param, compute")
+        if given and self.search.is_sampled:
+            _fail(given[0], f"a ladder with strategy {self.search.strategy}", "strategy grid, sample or ablation (every rung gets the same configurations)")
 
     def _check_search(self, cols: list[str]) -> None:
         """Names the search section refers to must exist in this experiment."""
