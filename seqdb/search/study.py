@@ -32,6 +32,8 @@ from seqdb.db.models import Architecture, Budget, Dataset, Experiment, Study, Tr
 from seqdb.errors import ConfigError
 from seqdb.experiment.budgets import format_budget, parse_budget
 from seqdb.model.params import param_count
+from seqdb.experiment.ladder import ladder_tokens
+from seqdb.search.ladder import ladder_trials
 from seqdb.search.build import BuiltTrial, build_trial, canonical_attention, subset_spec
 from seqdb.search.space import (
     Factor, ablation_configs, grid_configs, grid_size, sample_configs, shape_label, space_factors,
@@ -176,6 +178,9 @@ def plan_study(cfg: Any, key: StudyKey, base_spec: DataSpec, *, kind: str = "sea
         plan.n_trials = 1 if kind != "search" else spec.trials_for(key.budget)
         return plan
     plan.trials = expand_trials(plan)
+    rungs = ladder_tokens(cfg, key.n_params)  # the (size, tokens) ladder: each configuration once per rung
+    if rungs:
+        plan.trials = ladder_trials(plan.trials, rungs)
     plan.n_trials = len(plan.trials)
     return plan
 
