@@ -26,7 +26,7 @@ STUDIES_SQL = sa.text(
     """
 )
 COUNTS_SQL = sa.text("SELECT study_id, state, count(*) FROM trial GROUP BY study_id, state")
-LIVE_SQL = sa.text("SELECT count(*) FROM worker WHERE state = 'running' AND last_seen_at >= :since").bindparams(
+LIVE_SQL = sa.text("SELECT host, pid FROM worker WHERE state = 'running' AND last_seen_at >= :since").bindparams(
     sa.bindparam("since", type_=sa.DateTime(timezone=True))
 )
 
@@ -53,12 +53,29 @@ class StatusReport:
     states: list[str] = field(default_factory=lambda: list(STATES))
 
 
+def _alive(host: str, pid: int) -> bool:
+    """A worker row of THIS host whose process is gone (SIGKILL, OOM kill) is not live, even
+    before its heartbeat goes stale; rows of other hosts are judged by the heartbeat alone."""
+    import os
+    import socket
+
+    if host != socket.gethostname()[:255]:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
 def collect_status(engine: Engine) -> StatusReport:
     since = datetime.now(timezone.utc) - LIVE_WORKER_WINDOW
     with session_scope(engine, write=False) as s:
         studies = s.execute(STUDIES_SQL).all()
         counts = s.execute(COUNTS_SQL).all()
-        live = s.execute(LIVE_SQL, {"since": since}).scalar_one()
+        live = sum(_alive(host, pid) for host, pid in s.execute(LIVE_SQL, {"since": since}).all())
     by_study = {row[0]: StudyCounts(*row) for row in studies}
     totals: dict[str, int] = {}
     for study_id, st, n in counts:
