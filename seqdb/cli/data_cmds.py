@@ -38,6 +38,10 @@ def prepare_cmd(
     console.print(f"dataset {row.dataset_id} ({row.content_hash[:12]}) for {experiment!r}: {row.n_rows:,} rows, {row.n_sequences} sequences; {parts}", soft_wrap=True)
     if skipped:
         console.print(f"skipped {skipped} sequence(s) shorter than context_length + max horizon", soft_wrap=True)
+    from seqdb.data.transform import describe_missing
+
+    for line in describe_missing((row.statistics or {}).get("missing") or {}, (row.settings or {}).get("nan_policy", "error")):
+        console.print(f"missing values: {line}", soft_wrap=True, markup=False, highlight=False)
     console.print(f"at {row.path} ({took:.2f} s)", soft_wrap=True)
 
 

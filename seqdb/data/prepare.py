@@ -40,12 +40,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy import select
 
 from seqdb.data import split as sp
-from seqdb.data.read import LongSpec, read_long
+from seqdb.data.read import LINE, LongSpec, read_long
 from seqdb.data.transform import (
     apply_nan_policy,
     build_id_maps,
     encode_categoricals,
     load_given_maps,
+    missing_report,
     normalise,
     real_statistics,
     vocab_size,
@@ -114,7 +115,8 @@ def plan_dataset(config: ExperimentConfig, root: Path | str) -> Plan:
         "targets": [t.model_dump(mode="json") | {"name": t.target_name, "aggregate": t.aggregation} for t in config.targets],
         "context_length": config.context_length,
         "horizons": list(config.horizons),
-        "split": {"mode": config.split.mode, "validation": config.split.validation, "test": config.split.test, "gap": config.gap},
+        "split": {"mode": config.split.mode, "validation": config.split.validation, "test": config.split.test, "gap": config.gap}
+        | ({"by": config.split.by} if config.split.by else {}),  # without `by`: the hash of a dataset prepared before it existed
         "stride": d.stride,
         "eval_stride": config.eval_stride,
         "nan_policy": d.nan_policy,
@@ -141,12 +143,15 @@ def build_prepared(plan: Plan, on_step: OnStep = None) -> Built:
     step = on_step or _silent
     cfg, spec = plan.config, plan.spec
     step("reading and checking")
-    frame = apply_nan_policy(read_long(spec), spec, cfg.data.nan_policy)
+    raw = read_long(spec)
+    frame = apply_nan_policy(raw, spec, cfg.data.nan_policy)
     step("splitting")
     frame, layout, seq_codes, n_sequences = _split(frame, plan)
     train = layout.part == 0
     step("fitting maps and statistics on the training rows")
-    stats = {"real": real_statistics(frame, spec.real_columns, train)}
+    # what the nan policy did, over the rows kept (too-short sequences are dropped first)
+    kept = raw.filter(pl.col(LINE).is_in(frame[LINE].implode())) if raw.height != frame.height else raw
+    stats = {"real": real_statistics(frame, spec.real_columns, train), "missing": missing_report(kept, frame, spec, cfg.data.nan_policy)}
     maps = build_id_maps(frame, spec, train, cfg.data.rare_threshold, plan.given_maps)
     step("encoding")
     arrays = {
@@ -182,7 +187,9 @@ def _split(frame: pl.DataFrame, plan: Plan) -> tuple[pl.DataFrame, sp.Layout, np
         codes = codes[keep_rows]
         starts, ends = sp.sequence_bounds(codes)
     s = cfg.split
-    layout = sp.build_layout(starts, ends, mode=s.mode, validation=s.validation, test=s.test, gap=cfg.gap, skipped=int((~keep_seq).sum()))
+    times = frame[s.by].to_numpy().astype(np.float64) if s.by else None  # calendar-true cut (split.by)
+    layout = sp.build_layout(starts, ends, mode=s.mode, validation=s.validation, test=s.test, gap=cfg.gap,
+                             skipped=int((~keep_seq).sum()), times=times, by=f"{spec.path}: split.by {s.by!r}")
     dense = np.zeros(codes.shape[0], dtype=np.int64)
     np.cumsum(codes[1:] != codes[:-1], out=dense[1:])  # 0, 1, 2 ... per kept sequence
     return frame, layout, dense, n_sequences

@@ -10,6 +10,7 @@ standard deviation of the training rows; a constant column gets std 1.
 Missing values in real columns (null, NaN, +-inf), by `nan_policy`: `error` (default: a
 one-line DataError naming column and line), `ffill` (the previous value of the same sequence;
 a leading gap gets the training mean), `zero` (the training mean, i.e. 0 after normalising).
+What a policy did is counted per column (`missing_report`) and stored with the dataset.
 """
 
 from __future__ import annotations
@@ -55,6 +56,37 @@ def mark_missing(frame: pl.DataFrame, columns: list[str], sequence_column: str, 
     if policy == "ffill":
         frame = frame.with_columns([pl.col(c).forward_fill().over(sequence_column) for c in columns])
     return frame
+
+
+def missing_report(raw: pl.DataFrame, marked: pl.DataFrame, spec: LongSpec, policy: str) -> dict[str, dict[str, int]]:
+    """What the nan policy did, per column with anything missing (`raw`: as read; `marked`:
+    after `apply_nan_policy`): real columns {missing, ffill, mean} — values filled from the
+    previous row of the sequence, and those left to the training mean (a leading gap, or
+    every one under `zero`); categorical columns {missing, unknown_id} — read as id 0."""
+    report: dict[str, dict[str, int]] = {}
+    for col in spec.real_columns:
+        missing = int(raw.select(missing_expr(col).sum()).item())
+        if missing:
+            to_mean = int(marked[col].is_null().sum())
+            report[col] = {"missing": missing, "ffill": missing - to_mean if policy == "ffill" else 0, "mean": to_mean}
+    for col in spec.cat_columns:
+        missing = int(raw[col].is_null().sum())
+        if missing:
+            report[col] = {"missing": missing, "unknown_id": missing}
+    return report
+
+
+def describe_missing(report: dict[str, dict[str, int]], policy: str) -> list[str]:
+    """One line per column of a `missing_report`, for the user."""
+    lines = []
+    for col, r in report.items():
+        if "unknown_id" in r:
+            lines.append(f"{col}: {r['missing']:,} missing value(s) read as id 0 (unknown)")
+            continue
+        done = [f"{r['ffill']:,} filled forward within the sequence"] if r["ffill"] else []
+        done += [f"{r['mean']:,} set to the training mean"] if r["mean"] else []
+        lines.append(f"{col}: {r['missing']:,} missing value(s) (nan_policy {policy}): {', '.join(done)}")
+    return lines
 
 
 def _show(value: object) -> str:
