@@ -3,13 +3,20 @@
 Rows of all kept sequences are concatenated in (sequence, position) order. Each row gets a
 part: 0 train, 1 validation, 2 test, -1 gap (never inside a window).
 
-`within` mode cuts every sequence by position:
+`within` mode cuts every sequence by position (its own fractions, unless `split.by`):
 
     | train (n - v - s - 2g) | gap g | validation v | gap g | test s |
 
 with v = round(n * split.validation), s = round(n * split.test), g = split.gap (default: the
 largest horizon). `sequences` mode puts whole sequences, in sequence-id order, into train,
 validation and test (no gap needed: targets never leave their sequence).
+
+`split.by: <time column>` (with mode within) cuts every sequence at the SAME two times,
+computed once over all rows: validation starts at the time below which 1 - v - s of all rows
+lie, test at the time below which 1 - s lie. Each sequence keeps its purge gap of g rows before
+each cut, so no validation or test period overlaps any training period of any sequence in
+calendar time (rows with equal times always fall in one part). The times must not decrease
+within a sequence.
 
 Each row t has a `limit[t]`: the last row its targets may look at. For a train row it is the
 last gap row before validation, for a validation row the last gap row before test, for a test
@@ -63,10 +70,41 @@ def within_layout(starts: np.ndarray, ends: np.ndarray, validation: float, test:
     return [starts, tr_end, va_start, va_end, te_start, ends]
 
 
-def build_layout(starts: np.ndarray, ends: np.ndarray, *, mode: str, validation: float, test: float, gap: int, skipped: int = 0) -> Layout:
-    """Assign every row of the (already length-filtered) sequences to a part."""
+def calendar_cuts(times: np.ndarray, validation: float, test: float, column: str = "split.by") -> tuple[float, float]:
+    """(validation start, test start): the two cut times shared by every sequence."""
+    ordered = np.sort(times)
+    at = lambda q: ordered[min(ordered.shape[0] - 1, int(round(ordered.shape[0] * q)))]  # noqa: E731
+    t_va, t_te = at(1 - validation - test), at(1 - test)
+    if not ordered[0] < t_va < t_te:
+        raise DataError(f"{column}: {np.unique(ordered).shape[0]} distinct time(s) cannot be cut into train, validation and test "
+                        f"at the fractions {validation}, {test}; allowed: a column with more distinct times")
+    return float(t_va), float(t_te)
+
+
+def calendar_layout(starts: np.ndarray, ends: np.ndarray, times: np.ndarray, validation: float, test: float, gap: int,
+                    column: str = "split.by") -> list[np.ndarray]:
+    """Per sequence, the 6 cut points of `within_layout` at the shared cut times. times: [T]."""
+    seq = np.repeat(np.arange(starts.shape[0]), ends - starts)  # [T] sequence of each row
+    back = np.flatnonzero((np.diff(times) < 0) & (seq[1:] == seq[:-1]))
+    if back.size:
+        raise DataError(f"{column}: the time decreases within a sequence at row {int(back[0]) + 1} "
+                        f"({times[back[0]]} then {times[back[0] + 1]}); allowed: times that never decrease along a sequence")
+    t_va, t_te = calendar_cuts(times, validation, test, column)
+    per_seq = lambda mask: np.bincount(seq[mask], minlength=starts.shape[0])  # noqa: E731
+    te_start = ends - per_seq(times >= t_te)
+    va_start = ends - per_seq(times >= t_va)
+    return [starts, va_start - gap, va_start, np.maximum(te_start - gap, va_start), te_start, ends]
+
+
+def build_layout(starts: np.ndarray, ends: np.ndarray, *, mode: str, validation: float, test: float, gap: int, skipped: int = 0,
+                 times: np.ndarray | None = None, by: str = "split.by") -> Layout:
+    """Assign every row of the (already length-filtered) sequences to a part; `times` [T]: cut by calendar."""
     if mode == "within":
-        s, tr_end, va_start, va_end, te_start, e = within_layout(starts, ends, validation, test, gap)
+        if times is None:
+            cuts = within_layout(starts, ends, validation, test, gap)
+        else:
+            cuts = calendar_layout(starts, ends, times, validation, test, gap, column=by)
+        s, tr_end, va_start, va_end, te_start, e = cuts
         segs = [(s, np.maximum(tr_end, s), 0, va_start - 1), (np.maximum(va_start, s), va_end, 1, te_start - 1), (te_start, e, 2, e - 1)]
     else:
         n_seq = starts.shape[0]

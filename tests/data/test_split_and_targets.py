@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from seqdb.data.prepare import build_prepared, plan_dataset
-from seqdb.data.split import PARTS
+from seqdb.data.split import GAP, PARTS, build_layout, calendar_cuts, valid_mask
 from seqdb.errors import DataError
 from seqdb.experiment.schema import ExperimentConfig
 from tests.data.synth import experiment, long_frame
@@ -25,13 +25,22 @@ def _rows(starts: np.ndarray, length: int) -> np.ndarray:
     return starts[:, None] + np.arange(length)[None, :]
 
 
-@pytest.mark.parametrize("mode", ["within", "sequences"])
+def staggered(frame: pl.DataFrame, step: int = 24) -> pl.DataFrame:
+    """The sequences start `step` positions (days) apart: one calendar, different spans."""
+    return frame.with_columns((pl.col("itemPosition") + (pl.col("sequenceId") - 10) * step).alias("itemPosition"))
+
+
+SPLITS = {"within": {"mode": "within"}, "sequences": {"mode": "sequences"}, "calendar": {"mode": "within", "by": "itemPosition"}}
+
+
+@pytest.mark.parametrize("mode", list(SPLITS))
 def test_no_window_or_target_crosses_a_split_or_sequence(tmp_path, mode):
     """The leakage test: the rows a part uses as inputs or targets are disjoint from every
-    other part's, windows stay in one sequence and one part, and targets match brute force."""
-    frame = long_frame(lengths=[60, 45, 80, 70, 66])
+    other part's, windows stay in one sequence and one part, and targets match brute force;
+    by calendar (split.by) also no validation or test time overlaps any training time."""
+    frame = staggered(long_frame(lengths=[60, 45, 80, 70, 66]))
     horizons = [1, 3, 5]
-    plan, built = _build(tmp_path, frame, horizons=horizons, split={"mode": mode, "validation": 0.2, "test": 0.2})
+    plan, built = _build(tmp_path, frame, horizons=horizons, split={**SPLITS[mode], "validation": 0.2, "test": 0.2})
     a, L = built.arrays, 8
     x = frame.sort(["sequenceId", "itemPosition"])["x"].to_numpy()
     seq, part = a["sequence"], a["part"]
@@ -53,7 +62,11 @@ def test_no_window_or_target_crosses_a_split_or_sequence(tmp_path, mode):
         assert not used["train"] & used["validation"]
         assert not used["train"] & used["test"]
         assert not used["validation"] & used["test"]
-        if mode == "within":  # the gap holds the future of the last train rows: no lost targets
+        if mode == "calendar":
+            times = a["positions"]
+            span = {name: (times[list(rows)].min(), times[list(rows)].max()) for name, rows in used.items()}
+            assert span["train"][1] < span["validation"][0] and span["validation"][1] < span["test"][0]
+        if mode != "sequences":  # the gap holds the future of the last train rows: no lost targets
             train_rows = np.unique(_rows(a["starts_train"], L))
             assert (y[train_rows] >= 0).all()
 
@@ -139,3 +152,98 @@ def test_short_sequences_are_skipped_and_counted(tmp_path):
     assert built.meta["skipped_sequences"] == 1 and built.meta["n_sequences_kept"] == 2
     with pytest.raises(DataError, match=r"all 2 sequences are shorter than context_length \+ max horizon \(11 rows; longest 10\)"):
         _build(tmp_path / "b", long_frame(lengths=[10, 9]))
+
+
+# ---- the split alone: every gap, every mode, and a broken train-target limit -------------
+def leaks(layout, h: int, seq: np.ndarray, times: np.ndarray | None) -> list[str]:
+    """What a target of horizon h could see that it must not: rows read across sequences, rows
+    used by two parts, and (with times) a training time at or after a validation/test time."""
+    ok = valid_mask(layout, h)
+    t = np.flatnonzero(ok)
+    future = t[:, None] + np.arange(1, h + 1)[None, :]  # [V, h] rows each valid target reads
+    out = []
+    if (future >= len(seq)).any() or (seq[np.minimum(future, len(seq) - 1)] != seq[t][:, None]).any():
+        out.append("a target reads another sequence")
+        future = np.minimum(future, len(seq) - 1)
+    used = {}
+    for p, name in enumerate(PARTS):
+        mine = layout.part[t] == p
+        used[name] = np.union1d(np.flatnonzero(layout.part == p), future[mine].ravel())
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        if np.intersect1d(used[a], used[b]).size:
+            out.append(f"{a} and {b} share rows")
+        if times is not None and used[a].size and used[b].size and times[used[a]].max() >= times[used[b]].min():
+            out.append(f"{a} reaches the time of {b}")
+    return out
+
+
+def _sequences(lengths, step: int):
+    """starts, ends, sequence of each row, and times: sequence i starts at day i * step."""
+    ends = np.cumsum(lengths)
+    starts = ends - np.asarray(lengths)
+    seq = np.repeat(np.arange(len(lengths)), lengths)
+    times = np.concatenate([np.arange(n) + i * step for i, n in enumerate(lengths)]).astype(np.float64)
+    return starts, ends, seq, times
+
+
+@pytest.mark.parametrize("mode", list(SPLITS))
+def test_every_gap_up_to_the_largest_horizon_is_leak_free_and_a_broken_limit_is_caught(mode):
+    starts, ends, seq, times = _sequences([90, 60, 120, 75], step=20)
+    max_h = 6
+    for gap in range(0, max_h + 1):
+        kind = SPLITS[mode]
+        layout = build_layout(starts, ends, mode=kind["mode"], validation=0.2, test=0.2, gap=gap if mode != "sequences" else 0,
+                              times=times if "by" in kind else None)
+        for h in range(1, max_h + 1):
+            if mode != "sequences" and h > gap:
+                continue  # a gap shorter than the horizon is allowed; its targets are dropped, tested below
+            assert leaks(layout, h, seq, times if "by" in kind else None) == [], (mode, gap, h)
+        broken = build_layout(starts, ends, mode=kind["mode"], validation=0.2, test=0.2, gap=gap if mode != "sequences" else 0,
+                              times=times if "by" in kind else None)
+        broken.limit[broken.part == 0] += 1  # the mutation: train targets may read one row too far
+        h = gap + 1 if mode != "sequences" else 1  # the one horizon whose last train target the right limit drops
+        assert leaks(broken, h, seq, times if "by" in kind else None), (mode, gap, "the broken limit went unnoticed")
+
+
+@pytest.mark.parametrize("mode", ["within", "calendar"])
+def test_a_gap_shorter_than_the_horizon_drops_the_targets_that_would_leak(mode):
+    starts, ends, seq, times = _sequences([90, 60, 120, 75], step=20)
+    for gap in range(0, 6):
+        layout = build_layout(starts, ends, mode="within", validation=0.2, test=0.2, gap=gap,
+                              times=times if mode == "calendar" else None)
+        for h in range(gap + 1, 7):
+            assert leaks(layout, h, seq, times if mode == "calendar" else None) == [], (mode, gap, h)
+
+
+def test_within_overlaps_in_calendar_time_across_sequences_and_split_by_does_not():
+    starts, ends, seq, times = _sequences([90, 60, 120, 75], step=30)
+    plain = build_layout(starts, ends, mode="within", validation=0.2, test=0.2, gap=3)
+    assert "train reaches the time of validation" in leaks(plain, 3, seq, times)
+    cal = build_layout(starts, ends, mode="within", validation=0.2, test=0.2, gap=3, times=times)
+    assert leaks(cal, 3, seq, times) == []
+    t_va, t_te = calendar_cuts(times, 0.2, 0.2)
+    assert (times[cal.part == 1] >= t_va).all() and (times[cal.part == 1] < t_te).all() and (times[cal.part == 2] >= t_te).all()
+    assert (times[cal.part == 0] < t_va).all() and np.mean(times < t_va) == pytest.approx(0.6, abs=0.01)
+    late = np.flatnonzero(seq == 3)  # starts at day 90: its first rows are past nothing, but cut at the same dates
+    assert set(np.unique(cal.part[late])) <= {0, 1, 2, GAP}
+
+
+def test_split_by_is_checked(tmp_path):
+    frame = staggered(long_frame(lengths=[60, 60]))
+    with pytest.raises(ValueError, match="split.by"):
+        ExperimentConfig.model_validate(experiment(split={"by": "day"}))
+    with pytest.raises(ValueError, match="split.by"):
+        ExperimentConfig.model_validate(experiment(split={"by": "itemPosition", "mode": "sequences"}))
+    with pytest.raises(ValueError, match="split.by"):
+        ExperimentConfig.model_validate(experiment(split={"by": "c"}))  # a categorical column is no time
+    clock = frame.with_columns(pl.col("itemPosition").cast(pl.Float64).alias("z"))  # a real column as the time
+    _build(tmp_path / "ok", clock, split={"by": "z"})
+    backwards = clock.with_columns(pl.when(pl.col("itemPosition") == 110).then(pl.lit(500.0)).otherwise(pl.col("z")).alias("z"))
+    with pytest.raises(DataError, match=r"split.by 'z': the time decreases within a sequence"):
+        _build(tmp_path / "a", backwards, split={"by": "z"})
+    flat = frame.with_columns(pl.lit(1.0).alias("z"))
+    with pytest.raises(DataError, match=r"split.by 'z': 1 distinct time"):
+        _build(tmp_path / "b", flat, split={"by": "z"})
+    plan_a, _ = _build(tmp_path / "c", frame)
+    plan_b, _ = _build(tmp_path / "d", frame, split={"by": "itemPosition"})
+    assert plan_a.content_hash != plan_b.content_hash and "by" not in plan_a.settings["split"]
