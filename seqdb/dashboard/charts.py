@@ -4,7 +4,7 @@ the best value so far, and Optuna's slice and contour plots of an in-memory stud
 Learning curves: every loss metric (train_loss, val_loss, loss_<target> ...) on one axis, the
 throughput (tokens_per_s, any *_per_s) on its own, and each other metric (lr, grad_norm,
 memory_mb, accuracy_<target> ...) on its own; a log y axis where every value is positive.
-Legends sit above the plot area, clear of the axis titles.
+Legends sit right of the plot area, clear of the axis titles and of plotly's toolbar.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 LOSS, THROUGHPUT = "losses", "throughput"
-LEGEND_TOP = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0, title_text="")
-STATE_COLORS = {"completed": "#1f77b4", "pruned": "#ff7f0e", "failed": "#d62728"}
+LEGEND = dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02, title_text="")  # right of the plot
+STATE_COLORS = {"completed": "#1f77b4", "pruned": "#ff7f0e", "failed": "#d62728", "running": "#2ca02c",
+                "pending": "#c7c7c7", "stopped": "#9467bd"}
 
 
 def metric_group(name: str) -> str:
@@ -36,8 +37,8 @@ def metric_groups(names: list[str]) -> dict[str, list[str]]:
     return {g: groups[g] for g in order}
 
 
-def _top_legend(fig: go.Figure, height: int) -> go.Figure:
-    fig.update_layout(height=height, legend=LEGEND_TOP, margin=dict(l=10, r=10, t=40, b=10))
+def _legend_right(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(height=height, legend=LEGEND, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
 
@@ -50,7 +51,7 @@ def curve_figure(df: pd.DataFrame, group: str, *, log_y: bool, x: str = "step", 
                   line_dash="metric" if several and df.metric.nunique() > 1 else None, markers=len(df) <= 200, log_y=log,
                   labels={"value": group})
     fig.update_yaxes(title=f"{group} (log)" if log else group)
-    return _top_legend(fig, height)
+    return _legend_right(fig, height)
 
 
 def history_figure(df: pd.DataFrame, *, x: str = "number", height: int = 420) -> go.Figure:
@@ -65,8 +66,10 @@ def history_figure(df: pd.DataFrame, *, x: str = "number", height: int = 420) ->
     best = df.value.where(df.state == "completed").cummin().ffill()  # pruned rows keep the best so far
     fig.add_trace(go.Scatter(x=df[x], y=best, mode="lines", line=dict(shape="hv", color="black", width=2), name="best so far"))
     fig.update_xaxes(title="trial number" if x == "number" else "finished at")
+    if x == "number":  # whole trial numbers only
+        fig.update_xaxes(tick0=0, dtick=max(1, round(len(df) / 10)))
     fig.update_yaxes(title="best validation loss")
-    return _top_legend(fig, height)
+    return _legend_right(fig, height)
 
 
 def best_so_far_figure(df: pd.DataFrame, height: int = 380) -> go.Figure:
@@ -75,7 +78,7 @@ def best_so_far_figure(df: pd.DataFrame, height: int = 380) -> go.Figure:
     df = df.sort_values(["study", "finished_at"]).assign(best=lambda d: d.groupby("study").best_val_loss.cummin())
     fig = px.line(df, x="finished_at", y="best", color="study", line_shape="hv", markers=len(df) <= 300,
                   labels={"best": "best validation loss so far", "finished_at": "finished at"})
-    return _top_legend(fig, height)
+    return _legend_right(fig, height)
 
 
 def optuna_figure(fig: go.Figure, height: int) -> go.Figure:

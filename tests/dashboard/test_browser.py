@@ -1,6 +1,9 @@
 """A real browser: `seqdb dashboard` on a seeded SQLite database, every page in headless Chromium.
 
-Asserts each page's key text and that no error box shows; screenshots go to artifacts/dashboard/.
+Opens every page by its own URL (and `/`, which lands on /scaling), asserts its title and key
+text and that no error box or "Page not found" dialog shows; screenshots go to
+artifacts/dashboard/. Then a worker appears in the database and the Workers page shows it
+without a reload (the auto-refresh while workers are live).
 Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them when missing).
 """
 
@@ -18,22 +21,26 @@ from pathlib import Path
 
 import pytest
 
-from seqdb.db.engine import create_engine_for
+from seqdb.db.engine import create_engine_for, session_scope
 from seqdb.db.migrate import upgrade
+from seqdb.db.models import Worker, utcnow
+from tests.dashboard.conftest import seed_hp
 from tests.views.seed import seed
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "dashboard"
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
-PAGES = {  # url path -> text that must appear
-    "scaling": "95% bootstrap intervals",
-    "studies": "live workers",
-    "trials": "learning curve",
-    "curves": "Learning curves",
-    "importance": "parallel coordinates",
-    "pareto": "non-dominated",
-    "workers": "tokens/s",
+PAGES = {  # url path (and query) -> (title, text that must appear)
+    "scaling": ("Scaling", "95% intervals"),
+    "studies": ("Studies", "live workers"),
+    "history?experiment=hp": ("History", "contour: the loss over two searched parameters"),
+    "trials": ("Trials", "learning curves"),
+    "curves": ("Learning curves", "losses share one axis"),
+    "importance": ("Importance & parallel coordinates", "parallel coordinates"),
+    "pareto?experiment=mo": ("Pareto", "non-dominated"),
+    "workers": ("Workers", "tokens/s"),
 }
+PROBLEMS = '[data-testid="stException"], [data-testid="stAlertContentError"], [role="dialog"]'  # errors, "Page not found"
 
 
 def _free_port() -> int:
@@ -63,12 +70,13 @@ def dashboard(tmp_path):
     upgrade(eng)
     seeded = seed(eng)
     eng.dispose()
+    seed_hp(url)
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "seqdb", "--db", url, "dashboard", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}", proc)
-        yield f"http://127.0.0.1:{port}", seeded
+        yield f"http://127.0.0.1:{port}", seeded, url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
@@ -87,7 +95,7 @@ def browser(tmp_path):
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1400,1800"):
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1400,2600"):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     yield driver
@@ -122,18 +130,48 @@ def _wait_rendered(driver, timeout: float = 20) -> None:
     time.sleep(1.0)  # let the data grids paint
 
 
-def test_every_page_in_chromium(dashboard, browser):
+def _check_page(driver, path: str, title: str, text: str) -> None:
     from selenium.webdriver.common.by import By
 
-    base, seeded = dashboard
+    body = _wait_text(driver, text)
+    problems = driver.find_elements(By.CSS_SELECTOR, PROBLEMS)
+    assert not problems, f"{path}: error box or dialog: {[e.text for e in problems]}"
+    assert "Page not found" not in body and "Traceback" not in body, f"{path}: {body[:300]!r}"
+    assert driver.find_element(By.TAG_NAME, "h1").text.strip() == title, path
+    _wait_rendered(driver)
+
+
+def test_every_page_by_its_url(dashboard, browser):
+    base, seeded, _ = dashboard
     SHOTS.mkdir(parents=True, exist_ok=True)
-    for path, text in PAGES.items():
+    browser.get(f"{base}/")  # the root lands on the Scaling page at its own URL
+    _check_page(browser, "/", *PAGES["scaling"])
+    assert browser.current_url.split("?")[0] == f"{base}/scaling", browser.current_url
+    for path, (title, text) in PAGES.items():
         query = f"?trial_id={seeded.best_trial[('2M', 1)]}" if path == "trials" else ""
-        browser.get(f"{base}/{'' if path == 'scaling' else path}{query}")  # scaling is the default page
-        body = _wait_text(browser, text)
-        errors = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"], [data-testid="stAlertContentError"]')
-        assert not errors, f"{path}: error box: {[e.text for e in errors]}"
-        assert "Traceback" not in body and "Error" not in body.split("\n", 1)[0]
-        _wait_rendered(browser)
-        browser.save_screenshot(str(SHOTS / f"{path}.png"))
-    assert len(list(SHOTS.glob("*.png"))) >= len(PAGES)
+        browser.get(f"{base}/{path}{query}")
+        _check_page(browser, path, title, text)
+        browser.save_screenshot(str(SHOTS / f"{path.split('?')[0]}.png"))
+    assert {p.stem for p in SHOTS.glob("*.png")} >= {p.split("?")[0] for p in PAGES}
+
+
+def _live_workers(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    values = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')  # the table is a canvas
+    return values[0].text if values else ""
+
+
+def test_workers_page_refreshes_itself(dashboard, browser):
+    base, seeded, url = dashboard
+    browser.get(f"{base}/workers")
+    _wait_text(browser, "tokens/s")
+    assert _live_workers(browser) == "1"
+    eng = create_engine_for(url)  # what `seqdb run` does when a second worker starts
+    with session_scope(eng) as s:
+        s.add(Worker(name="host-c:3:w", host="host-c", pid=3, state="running", last_seen_at=utcnow(), tokens_per_s=1.0))
+    eng.dispose()
+    deadline = time.time() + 60
+    while time.time() < deadline and _live_workers(browser) != "2":
+        time.sleep(1)
+    assert _live_workers(browser) == "2", "the page did not refresh itself while a worker is live"

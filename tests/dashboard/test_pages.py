@@ -85,8 +85,12 @@ def test_every_page(app, seeded_db):
     _, seeded, _ = seeded_db
     at = app
     assert at.sidebar.selectbox(key="experiment").value == "scale"  # the experiment with the most trials
+    heartbeat(seeded_db[0], seeded.alive_worker)
     open_page(at, "studies")
     assert at.title[0].value == "Studies" and len(at.get("plotly_chart")) == 1
+    # 6 studies x 3 trials to go, 9 minutes each (the seed's trials), one live worker
+    assert {m.label: m.value for m in at.metric} == {"studies complete": "0 / 6", "trials finished": "18 / 36",
+                                                     "live workers": "1", "experiment ETA": "162.0 min"}
     assert set(at.dataframe[0].value.study) == {f"scale/{b}/h{h}" for b in ("500k", "2M", "20M") for h in (1, 3)}
 
     best = seeded.best_trial[("2M", 3)]
