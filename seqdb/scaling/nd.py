@@ -261,16 +261,23 @@ def _num_grad(f: Derived, theta: np.ndarray) -> np.ndarray:
     return g
 
 
+def wald_cov(theta: np.ndarray, pts: Points, s: float) -> Optional[np.ndarray]:
+    """Covariance (5, 5) of theta, s^2 (J'J)^-1; None when J is rank-deficient."""
+    J = jacobian(theta, *pts.logs)  # (K, 5)
+    JtJ = J.T @ J
+    if np.linalg.matrix_rank(JtJ, tol=1e-12 * np.abs(JtJ).max()) < N_PARAMS:
+        return None
+    return s**2 * np.linalg.inv(JtJ)
+
+
 def wald_intervals(theta: np.ndarray, pts: Points, s: float, df: int, c: Optional[float]) -> Optional[dict[str, tuple[float, float]]]:
     """95% Wald-t intervals on the theta scale and for the derived quantities; None when the
     Jacobian is rank-deficient (a parameter is not identified by these points)."""
     from scipy.stats import t as student_t
 
-    J = jacobian(theta, *pts.logs)  # (K, 5)
-    JtJ = J.T @ J
-    if np.linalg.matrix_rank(JtJ, tol=1e-12 * np.abs(JtJ).max()) < N_PARAMS:
+    cov = wald_cov(theta, pts, s)  # (5, 5)
+    if cov is None:
         return None
-    cov = s**2 * np.linalg.inv(JtJ)  # (5, 5)
     q = float(student_t.ppf(0.975, df))
     names = ("e", "a_coef", "alpha", "b_coef", "beta")
     out = {k: (theta[i] - q * np.sqrt(cov[i, i]), theta[i] + q * np.sqrt(cov[i, i])) for i, k in enumerate(names)}
@@ -282,7 +289,7 @@ def wald_intervals(theta: np.ndarray, pts: Points, s: float, df: int, c: Optiona
 
 
 def bootstrap_intervals(theta: np.ndarray, pts: Points, s: float, df: int, c: Optional[float], objective: Objective, *,
-                        replicates: int, seed: int, delta: float = HUBER_DELTA) -> dict[str, tuple[float, float]]:
+                        replicates: int, seed: int, delta: float = HUBER_DELTA) -> tuple[dict[str, tuple[float, float]], np.ndarray]:
     """Parametric bootstrap: log L* = log L_hat + sigma* z with sigma* = s sqrt(df / chi2(df))
     drawn per replicate, each refitted by the global search; percentile intervals."""
     rng = np.random.default_rng(seed)
@@ -298,7 +305,7 @@ def bootstrap_intervals(theta: np.ndarray, pts: Points, s: float, df: int, c: Op
     arr = np.array(rows)  # (R, 5 + len(derived))
     names = ("e", "a_coef", "alpha", "b_coef", "beta", *derived)
     lo, hi = np.percentile(arr, [2.5, 97.5], axis=0)
-    return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(names)}
+    return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(names)}, arr[:, :N_PARAMS]
 
 
 # ------------------------------------------------------------------------------------------
@@ -317,6 +324,8 @@ class FitND:
     grad_norm: float
     flags: list[str] = field(default_factory=list)
     at_compute: Optional[float] = None
+    cov: Optional[np.ndarray] = None  # (5, 5) Wald covariance of theta
+    draws: Optional[np.ndarray] = None  # (R, 5) bootstrap refits of theta
 
     def params(self) -> dict[str, float]:
         L = self.law
@@ -381,14 +390,15 @@ def fit_law_nd(n: Sequence[float], d: Sequence[float], loss: Sequence[float], *,
     df = pts.K - N_PARAMS
     r = residuals(theta, *pts.logs)
     s = float(np.sqrt((r**2).sum() / df)) if df > 0 else None
-    intervals, method = {}, "none"
+    intervals, method, cov, draws = {}, "none", None, None
     if s is not None and s > 0:
         if ci == "bootstrap":
-            intervals, method = bootstrap_intervals(theta, pts, s, df, at_compute, objective, replicates=bootstrap, seed=seed, delta=delta), "bootstrap"
+            intervals, draws = bootstrap_intervals(theta, pts, s, df, at_compute, objective, replicates=bootstrap, seed=seed, delta=delta)
+            method = "bootstrap"
         else:
-            intervals, method = wald_intervals(theta, pts, s, df, at_compute) or {}, "wald_t"
+            intervals, method, cov = wald_intervals(theta, pts, s, df, at_compute) or {}, "wald_t", wald_cov(theta, pts, s)
     fit = FitND(law_from_theta(theta), theta, objective, pts.K, max(df, 0), s, intervals, method if intervals else "none",
-                free_gradient_norm(theta, pts, objective, delta), at_compute=at_compute)
+                free_gradient_norm(theta, pts, objective, delta), at_compute=at_compute, cov=cov, draws=draws)
     fit.flags = fit_flags(fit, pts)
     return fit
 
@@ -426,3 +436,38 @@ def fit_nd(points, *, objective: Objective = "ls", ci: CiMethod = "wald", bootst
         if severe and not force:
             result.at = {"C": fit.at_compute, "loss": None, "ci95": None, "off": f"prediction off: {severe[0]} (--force predicts anyway)"}
     return result
+
+
+# ------------------------------------------------------------------------------------------
+# the compute-optimal frontier with its band (the dashboard's Compute page)
+# ------------------------------------------------------------------------------------------
+def _allocations(theta: np.ndarray, cs: np.ndarray) -> np.ndarray:
+    """log N_opt and log loss at each compute budget, (2, M)."""
+    law = law_from_theta(theta)
+    out = [law.allocation(float(c)) for c in cs]
+    return np.log(np.array([[a.N_opt for a in out], [a.loss for a in out]]))
+
+
+def frontier(fit: FitND, cs: Sequence[float]) -> dict[str, np.ndarray]:
+    """N_opt(C), D_opt(C) and the loss there at compute budgets cs (M,), with 95% bands
+    (delta method on the Wald covariance, or percentiles of the bootstrap refits); bands are
+    absent where the fit has no interval."""
+    cs = np.asarray(cs, dtype=float)
+    mid = _allocations(fit.theta, cs)  # (2, M)
+    out = {"C": cs, "N_opt": np.exp(mid[0]), "D_opt": cs / 6 / np.exp(mid[0]), "loss": np.exp(mid[1])}
+    if fit.draws is not None:
+        sims = np.array([_allocations(th, cs) for th in fit.draws])  # (R, 2, M)
+        lo, hi = np.percentile(sims, 2.5, axis=0), np.percentile(sims, 97.5, axis=0)
+    elif fit.cov is not None:
+        from scipy.stats import t as student_t
+
+        h = 1e-6 * np.maximum(1.0, np.abs(fit.theta))
+        g = np.stack([(_allocations(fit.theta + h[i] * np.eye(N_PARAMS)[i], cs) - _allocations(fit.theta - h[i] * np.eye(N_PARAMS)[i], cs))
+                      / (2 * h[i]) for i in range(N_PARAMS)], axis=-1)  # (2, M, 5)
+        se = np.sqrt(np.maximum(np.einsum("kmi,ij,kmj->km", g, fit.cov, g), 0.0))  # (2, M)
+        q = float(student_t.ppf(0.975, fit.df))
+        lo, hi = mid - q * se, mid + q * se
+    else:
+        return out
+    out.update(N_opt_lo=np.exp(lo[0]), N_opt_hi=np.exp(hi[0]), loss_lo=np.exp(lo[1]), loss_hi=np.exp(hi[1]))
+    return out

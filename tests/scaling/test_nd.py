@@ -122,3 +122,17 @@ def test_unusable_points_are_refused_in_one_line(n, d, loss, needle):
 def test_points_without_tokens_are_refused_for_law_nd():
     with pytest.raises(ConfigError, match="point 2: no D"):
         fit_points([Point(1e5, 3.0, 1e8), Point(1e6, 2.0), *[Point(10.0**k, 2.0, 1e9) for k in (7, 8, 9)]], law="nd")
+
+
+def test_the_frontier_band_agrees_with_the_interval_at_one_compute_budget():
+    from seqdb.scaling.nd import frontier
+
+    fit = fit_law_nd(*synthetic(0.01, 6), at_compute=1e20)
+    fr = frontier(fit, [1e18, 1e20, 1e22])
+    at = fit.at()
+    assert fr["N_opt"][1] == pytest.approx(at["N_opt"]) and fr["loss"][1] == pytest.approx(at["loss"])
+    assert [fr["N_opt_lo"][1], fr["N_opt_hi"][1]] == pytest.approx(at["N_opt_ci95"], rel=1e-4)
+    assert [fr["loss_lo"][1], fr["loss_hi"][1]] == pytest.approx(at["ci95"], rel=1e-4)
+    assert (np.diff(fr["N_opt"]) > 0).all() and (fr["N_opt"] * fr["D_opt"] == pytest.approx(fr["C"] / 6))
+    no_iv = fit_law_nd(*(a[[0, 5, 10, 15, 23]] for a in synthetic(0.01, 0)))
+    assert "N_opt_lo" not in frontier(no_iv, [1e20])
