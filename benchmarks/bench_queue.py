@@ -73,9 +73,10 @@ def _claimer(url: str, study_id: int, start, out) -> None:  # noqa: ANN001
     worker = q.register_worker(engine)
     got = []
     start.wait()
-    while (lease := q.claim_trial(engine, worker.worker_id, [study_id], lease_s=60)) is not None:
-        q.finish_trial(engine, lease, q.TrialOutcome("completed", best_val_loss=0.5, step=1))
+    lease = q.claim_trial(engine, worker.worker_id, [study_id], lease_s=60)
+    while lease is not None:  # the worker loop's hot path: finish this trial and claim the next at once
         got.append(lease.trial_id)
+        _, lease = q.finish_and_claim(engine, lease, q.TrialOutcome("completed", best_val_loss=0.5, step=1), [study_id], lease_s=60)
     out.put(got)
     engine.dispose()
 

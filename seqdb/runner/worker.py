@@ -30,7 +30,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -170,6 +170,7 @@ class WorkerLoop:
         self._ended = threading.Event()
         self._watch_artifacts = Path(settings.artifacts_root).is_dir()  # watched only if it existed at the start
         self._outages = 0
+        self._prefetched: Optional[q.Lease] = None  # claimed together with the last finish (queue.finish_and_claim)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
@@ -204,6 +205,7 @@ class WorkerLoop:
         finally:
             self._ended.set()
             hb.halt()
+            self._release_prefetched()
             self._end_worker(handle.worker_id)
             summary.stop_reason = self.stop.reason
             self.event(kind="exit", worker=handle.worker_id, reason=self.stop.reason)
@@ -245,6 +247,9 @@ class WorkerLoop:
         return self.s.max_trials is not None and summary.trials_done >= self.s.max_trials
 
     def _next_lease(self, worker_id: int) -> Optional[q.Lease]:
+        if self._prefetched is not None:  # claimed in the transaction that finished the last trial
+            lease, self._prefetched = self._prefetched, None
+            return lease
         now = time.monotonic()
         if now - self._last_reap >= self.s.reap_every_s:
             self._last_reap = now
@@ -287,7 +292,8 @@ class WorkerLoop:
         outcome = self._execute(run)
         flushed = writer.close()
         owned = flushed and not reporter.lease_lost()
-        recorded = owned and with_retry(lambda: q.finish_trial(self.engine, lease, outcome), what="record result")
+        more = not self.stop.is_set() and not self._enough(replace(summary, trials_done=summary.trials_done + 1))
+        recorded = owned and self._record(lease, outcome, claim_next=more)
         self.heartbeat.watch(None)
         summary.trials_done += 1
         if not recorded:
@@ -299,6 +305,36 @@ class WorkerLoop:
                           state=outcome.state, step=outcome.step)
         self.progress.end_trial(lease, outcome)
         return outcome.state
+
+    def _record(self, lease: q.Lease, outcome: q.TrialOutcome, *, claim_next: bool) -> bool:
+        """Record the outcome; when the loop goes on, claim the next trial in the same
+        transaction (kept in `_prefetched`). A retry finishes alone (idempotent) and adopts the
+        claim an earlier try may have committed."""
+        tries = {"n": 0}
+
+        def record() -> bool:
+            tries["n"] += 1
+            if claim_next and tries["n"] == 1:
+                done, self._prefetched = q.finish_and_claim(self.engine, lease, outcome, self.s.study_ids, self.s.lease_s)
+                return done
+            done = q.finish_trial(self.engine, lease, outcome)
+            if claim_next:
+                self._prefetched = q.adopt_orphan(self.engine, lease.worker_id, self.s.study_ids)
+            return done
+
+        return with_retry(record, what="record result")
+
+    def _release_prefetched(self) -> None:
+        """The loop ended with a trial claimed but not started: leave it resumable at once."""
+        lease, self._prefetched = self._prefetched, None
+        q.release_connection(self.engine)
+        if lease is None:
+            return
+        try:
+            with_retry(lambda: q.finish_trial(self.engine, lease, q.TrialOutcome(TrialState.stopped.value)), what="release trial",
+                       deadline_s=RELEASE_DEADLINE_S)
+        except (SeqdbError, DBAPIError) as exc:
+            log.warning("trial %s: not released (%s); its lease will expire", lease.trial_id, exc)
 
     def _on_report(self, step: int, epoch: int, metrics: dict) -> None:
         self.progress.update(step, epoch, metrics)
