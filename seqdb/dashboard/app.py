@@ -27,6 +27,7 @@ def home() -> None:
 nav = st.navigation([
     st.Page(home, title="Home", url_path="home", default=True, visibility="hidden"),
     scaling,
+    st.Page(PAGES / "compute.py", title="Compute", url_path="compute"),
     st.Page(PAGES / "studies.py", title="Studies", url_path="studies"),
     st.Page(PAGES / "history.py", title="History", url_path="history"),
     st.Page(PAGES / "trials.py", title="Trials", url_path="trials"),
