@@ -33,7 +33,7 @@ def parse_budget(text: str | int) -> int:
             raise ConfigError(f"budget {text!r} is not a parameter count; allowed: {ACCEPTED_FORMS}")
         try:
             value = Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
-        except InvalidOperation:
+        except (InvalidOperation, ArithmeticError):  # decimal.Overflow: an exponent beyond Decimal's range
             raise ConfigError(f"budget {text!r} is not a parameter count; allowed: {ACCEPTED_FORMS}") from None
     if value > MAX_BUDGET:  # before any int(): a huge exponent would not fit in memory
         raise ConfigError(f"budget {text!r} is above 100T parameters; allowed: {ACCEPTED_FORMS}")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from seqdb.config.trial import Activation, Attention, Norm, Positional, TaskKind, TrainingConfig
+from seqdb.config.trial import Activation, Attention, ModelConfig, Norm, Positional, TaskKind, TrainingConfig
 from seqdb.errors import ConfigError
 from seqdb.experiment.budgets import ACCEPTED_FORMS, format_budget, parse_budget
 from seqdb.experiment.ladder import LADDER_KEYS, parse_flops
@@ -264,6 +264,8 @@ class ExperimentConfig(Section):
             for col in subset:
                 if col not in self.data.columns:
                     _fail(f"search.space.input_columns.{i}", f"{col!r} is not in data.columns", _names(cols))
+        for name, value in space.given().items():
+            _check_space_range(name, value)
         cats = [c for c in cols if self.data.columns[c] == "categorical"]
         for col in space.embedding_dim or {}:
             if col not in cats:
@@ -287,6 +289,43 @@ class ExperimentConfig(Section):
                 _fail(f"{path}.threshold", f"set for task {t.task}", "threshold only with task: threshold")
             if t.aggregate is not None and t.task != "regression":
                 _fail(f"{path}.aggregate", f"set for task {t.task}", "aggregate only with task: regression")
+
+
+# searched name -> (the model, its field) whose range every searched value must keep
+SPACE_RANGES = {
+    **{name: (ModelConfig, name) for name in ("d_model", "n_head", "n_layers", "d_ff", "n_kv_heads", "rope_theta", "dropout")},
+    **{name: (TrainingConfig, name) for name in ("learning_rate", "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip", "effective_batch_size")},
+    "epochs": (TrainingConfig, "max_epochs"),
+}
+
+
+def _check_space_range(name: str, value: Any) -> None:
+    """Each value of search.space.<name> (list items, a range's low and high, a scalar) is
+    checked against the trial config's own field: `learning_rate: [-0.1]` fails here, at
+    `experiment add`, not in a trial."""
+    from pydantic import TypeAdapter, ValidationError
+
+    if name not in SPACE_RANGES:
+        return
+    model, field = SPACE_RANGES[name]
+    info = model.model_fields[field]
+    adapter = TypeAdapter(Annotated[info.annotation, Field(**{k: v for k, v in _bounds(info).items()})])
+    values = [value.low, value.high] if hasattr(value, "low") else (value if isinstance(value, list) else [value])
+    for v in values:
+        try:
+            adapter.validate_python(v)
+        except ValidationError as exc:
+            _fail(f"search.space.{name}", f"{v!r}", exc.errors()[0]["msg"].removeprefix("Input should be ").lower())
+
+
+def _bounds(info: Any) -> dict:
+    """gt / ge / lt / le of a pydantic field (from its metadata)."""
+    out = {}
+    for m in info.metadata:
+        for key in ("gt", "ge", "lt", "le"):
+            if getattr(m, key, None) is not None:
+                out[key] = getattr(m, key)
+    return out
 
 
 def _names(items) -> str:  # noqa: ANN001
