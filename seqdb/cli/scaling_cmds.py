@@ -56,11 +56,14 @@ def print_fit(fit) -> None:  # noqa: ANN001 - a seqdb.scaling.result.FitResult
 
 def _print_points(hs) -> None:  # noqa: ANN001
     table = Table(title=f"{hs.experiment} - horizon {hs.horizon} ({hs.split} loss)")
-    for col in ("budget", "N", "best loss", "seeds", "seed mean", "seed sd(log)", "trial", "finished", "completed", "epochs/trial"):
+    test = hs.split == "test"
+    for col in ("budget", "N", "best val loss", *(["test loss"] if test else []), "seeds", "seed mean", "seed sd(log)", "trial",
+                "finished", "completed", "epochs/trial"):
         table.add_column(col, justify="right")
     for p in hs.points:
         sd = f"{p.seed_log_loss_sd:.3g}" if p.seed_log_loss_sd is not None else "-"
-        table.add_row(p.budget, f"{p.param_count:,}", f"{p.best_val_loss:.5g}", str(p.n_seeds), f"{p.seed_loss_mean:.5g}", sd,
+        tl = [f"{p.test_loss:.5g}" if p.test_loss is not None else "-"] if test else []
+        table.add_row(p.budget, f"{p.param_count:,}", f"{p.best_val_loss:.5g}", *tl, str(p.n_seeds), f"{p.seed_loss_mean:.5g}", sd,
                       str(p.trial_id), str(p.n_finished), str(p.n_completed), f"{p.epochs_mean:.3g}")
     console.print(table)
     if hs.fit is None:
@@ -94,6 +97,7 @@ def scaling_cmd(
     law: str = typer.Option("n", "--law", help="n: L(N) per horizon | nd: L(N, D) over the (budget, tokens) points."),
     at_compute: Optional[float] = typer.Option(None, "--at-compute", help="With --law nd: the compute-optimal (N, D) and loss at C FLOPs."),
     objective: str = Objective, ci: str = Ci, bootstrap: int = Bootstrap, seed: int = Seed, force: bool = Force,
+    split: str = typer.Option("validation", "--split", help="validation (default) | test: each budget's selected trial scored once on test."),
     as_json: bool = AsJson,
 ) -> None:
     """Scaling points per horizon (validation loss of each budget's best trial, seed replicates),
@@ -107,14 +111,18 @@ def scaling_cmd(
         from seqdb.cli.scaling_nd import report_nd
         from seqdb.errors import ConfigError
 
+        if split != "validation":
+            raise ConfigError("--split test is for --law n (the L(N, D) points are every evaluation, not one selection per budget)")
         if law != "nd" or at is not None:
             raise ConfigError("--at-compute is for --law nd; with --law nd predict with --at-compute C (FLOPs), not --at")
         with _views(ctx) as vc:
             return report_nd(vc, experiment=experiment, horizon=horizon, at_compute=at_compute, as_json=as_json,
                              objective=objective, ci=ci, bootstrap=bootstrap, seed=seed, force=force)
     n_at = parse_budget(at) if at is not None else None
+    if split == "test":
+        _score_on_test(ctx, experiment, horizon, quiet=as_json)
     with _views(ctx) as vc:
-        report = scaling_report(vc, experiment=experiment, horizon=horizon, at=n_at, objective=objective, ci=ci,
+        report = scaling_report(vc, experiment=experiment, horizon=horizon, split=split, at=n_at, objective=objective, ci=ci,
                                 bootstrap=bootstrap, seed=seed, force=force)
     if not report:
         raise _not_found(experiment, horizon)
@@ -123,7 +131,23 @@ def scaling_cmd(
         return
     for hs in report:
         _print_points(hs)
-    console.print("losses are validation losses of the trials selected on validation (selection and score on one split)")
+    if split == "validation":
+        console.print("losses are validation losses of the trials selected on validation (selection and score on one split; "
+                      "--split test scores each selection once on the test split)")
+    else:
+        console.print("losses are test losses of the trials selected on validation (each scored once; seeds not scored)")
+
+
+def _score_on_test(ctx: typer.Context, experiment: Optional[str], horizon: Optional[int], quiet: bool) -> None:
+    """Score each budget's selected trial on the test split (once; later calls reuse the score)."""
+    from seqdb.results.test_scores import score_on_test
+    from seqdb.views.scaling import scaling_inputs
+
+    project, engine = open_db(ctx)
+    with _views(ctx) as vc:
+        ids = [p.trial_id for hs in scaling_inputs(vc, experiment, horizon) for p in hs.points]
+    say = None if quiet else (lambda t: console.print(f"scoring trial {t} on the test split (once)"))
+    score_on_test(engine, project, ids, on_trial=say)
 
 
 def fit_cmd(

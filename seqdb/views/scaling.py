@@ -7,7 +7,10 @@ curve's own flags come from `seqdb.scaling.fit.fit_points`, the same code path a
 - unequal_effort: the budgets got different numbers of completed trials or epochs per trial;
 - study_incomplete: a budget's search study still has trials to run;
 - not_converged: a budget's best trial was still improving at its last evaluation;
-- edge_of_search_range: a budget's best configuration sits at the edge of a searched range.
+- edge_of_search_range: a budget's best configuration sits at the edge of a searched range;
+- not_scored_on_test (split "test"): a budget's selected trial has no test score.
+With split "test" each budget's selected trial is fitted by its test loss (scored once by
+`seqdb.results.test_scores`): the curve without the double selection on validation.
 N is the exact parameter count of each budget's best trial (not the budget label).
 """
 
@@ -41,6 +44,7 @@ class ScalingPoint:
     seed_losses: list = field(default_factory=list)  # the best trial's loss first, then its replicates'
     seed_loss_mean: Optional[float] = None
     seed_log_loss_sd: Optional[float] = None
+    test_loss: Optional[float] = None  # with split "test": the selected trial's loss on the test split
 
 
 @dataclass
@@ -54,8 +58,14 @@ class HorizonScaling:
     split: str = "validation"
 
 
-def fit_input(points: list[ScalingPoint]) -> list[Point]:
-    """One Point per seed of each budget; the seeds of a budget share its group."""
+SPLITS = ("validation", "test")
+
+
+def fit_input(points: list[ScalingPoint], split: str = "validation") -> list[Point]:
+    """One Point per seed of each budget (the seeds of a budget share its group); on the test
+    split one Point per budget whose selected trial has a test score."""
+    if split == "test":
+        return [Point(float(p.param_count), float(p.test_loss), group=p.budget) for p in points if p.test_loss is not None]
     return [Point(float(p.param_count), float(loss), group=p.budget) for p in points for loss in (p.seed_losses or [p.best_val_loss])]
 
 
@@ -169,12 +179,30 @@ def _progress(vc, experiment: Optional[str], horizon: Optional[int]) -> dict[tup
 # ------------------------------------------------------------------------------------------
 # the report
 # ------------------------------------------------------------------------------------------
+def _test_losses(vc, hs_list: list[HorizonScaling]) -> None:  # noqa: ANN001
+    """Fill each point's test_loss from its trial's `test_loss` metric; flag budgets without one."""
+    from seqdb.views.query import sql
+
+    scores = {}
+    for trial_id in sorted({p.trial_id for hs in hs_list for p in hs.points}):  # learning_curve(): the per-trial fast path
+        rows = sql(vc, "SELECT value FROM learning_curve(?) WHERE metric = 'test_loss'", [trial_id]).to_pylist()
+        if rows:
+            scores[trial_id] = rows[0]["value"]
+    for hs in hs_list:
+        hs.split = "test"
+        for p in hs.points:
+            p.test_loss = scores.get(p.trial_id)
+        missing = [p.budget for p in hs.points if p.test_loss is None]
+        if missing:
+            hs.flags.append(flag("not_scored_on_test", f"budgets without a test score, left out: {', '.join(missing)}"))
+
+
 def fit_horizon(hs: HorizonScaling, **fit_options) -> HorizonScaling:  # noqa: ANN003
     """Fill `hs.fit` (or `hs.message` when no fit is possible); fit_options go to `fit_points`."""
     from seqdb.errors import ConfigError
 
     try:
-        hs.fit = fit_points(fit_input(hs.points), extra_flags=hs.flags, **fit_options)
+        hs.fit = fit_points(fit_input(hs.points, hs.split), extra_flags=hs.flags, **fit_options)
     except ConfigError as exc:
         if "distinct budgets" not in exc.message:
             raise
@@ -182,18 +210,26 @@ def fit_horizon(hs: HorizonScaling, **fit_options) -> HorizonScaling:  # noqa: A
     return hs
 
 
-def scaling_inputs(vc, experiment: Optional[str] = None, horizon: Optional[int] = None) -> list[HorizonScaling]:  # noqa: ANN001
-    """Points and the database's flags for each (experiment, horizon), not yet fitted."""
+def scaling_inputs(vc, experiment: Optional[str] = None, horizon: Optional[int] = None,  # noqa: ANN001
+                   split: str = "validation") -> list[HorizonScaling]:
+    """Points and the database's flags for each (experiment, horizon), not yet fitted; with
+    split "test" the points carry their selected trial's test score (`seqdb.results.test_scores`)."""
+    if split not in SPLITS:
+        from seqdb.errors import ConfigError
+
+        raise ConfigError(f"--split {split!r} is not known (allowed: {', '.join(SPLITS)})")
     best = _best_details(vc, experiment, horizon)
     progress = _progress(vc, experiment, horizon)
     out = []
     for (exp, h), points in _points(vc, experiment, horizon).items():
         flags = effort_flags(points, progress.get((exp, h), [])) + convergence_flags(points, best) + edge_flags(points, best)
         out.append(HorizonScaling(exp, h, points, flags=flags))
+    if split == "test":
+        _test_losses(vc, out)
     return out
 
 
 def scaling_report(vc, *, experiment: Optional[str] = None, horizon: Optional[int] = None,  # noqa: ANN001
-                   **fit_options) -> list[HorizonScaling]:
+                   split: str = "validation", **fit_options) -> list[HorizonScaling]:
     """Points, flags, fit, intervals and extrapolation (`at=N`) for each (experiment, horizon)."""
-    return [fit_horizon(hs, **fit_options) for hs in scaling_inputs(vc, experiment, horizon)]
+    return [fit_horizon(hs, **fit_options) for hs in scaling_inputs(vc, experiment, horizon, split)]
