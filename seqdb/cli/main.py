@@ -173,4 +173,9 @@ def _usage_line(exc) -> str:  # noqa: ANN001 - click.UsageError
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    code = main()
+    import signal  # the command is done: a stop signal during interpreter teardown must not make it "killed"
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)

@@ -63,13 +63,35 @@ def run(
         else:
             summaries = run_pool(settings, workers, TrainExecutor(settings.artifacts_root), gpus=gpu_ids)
     finally:
+        late = _ignore_late_signals()
         display.stop()
-    if not live:  # the live table's last frame already says it
-        console.print(display.line(), markup=False, highlight=False)
-    done = sum(s.trials_done for s in summaries)
-    reasons = sorted({s.stop_reason for s in summaries if s.stop_reason})
-    console.print(f"{done} trial(s) run by {len(summaries)} worker(s)" + (f"; stopped: {', '.join(reasons)}" if reasons else ""))
-    check_summaries(summaries)  # non-zero exit: failed trials, or a worker stopped on an environment fault
+    try:
+        if not live:  # the live table's last frame already says it
+            console.print(display.line(), markup=False, highlight=False)
+        done = sum(s.trials_done for s in summaries)
+        reasons = sorted({s.stop_reason for s in summaries if s.stop_reason})
+        console.print(f"{done} trial(s) run by {len(summaries)} worker(s)" + (f"; stopped: {', '.join(reasons)}" if reasons else ""))
+        check_summaries(summaries)  # non-zero exit: failed trials, or a worker stopped on an environment fault
+    finally:
+        _restore_signals(late)
+
+
+def _ignore_late_signals() -> dict:
+    """The workers are done: a stop signal from now on (a scheduler's preemption racing the
+    end) has nothing left to stop and must not turn a finished run into a killed one.
+    Returns the handlers to put back (`_restore_signals`)."""
+    import signal
+
+    from seqdb.runner.worker import STOP_SIGNALS
+
+    return {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+
+
+def _restore_signals(old: dict) -> None:
+    import signal
+
+    for signum, handler in old.items():
+        signal.signal(signum, handler)
 
 
 def _devices(device: str, workers: int, gpus: Optional[str], ddp: int) -> tuple[str, int, Optional[list[str]]]:
