@@ -1,62 +1,96 @@
-"""Buffered metric rows: the training loop appends to a list; a background thread writes
+"""Buffered metric rows: the training loop appends tuples to a list; a background thread writes
 batches (when `max_rows` are waiting, or every `max_age_s`), so logging costs the loop
 almost nothing.
 
-A batch is one upsert on the unique (trial_id, name, step) index, inside a transaction that
-first checks this worker still owns the trial's lease. So a batch re-sent after a lost
-connection is idempotent, a resumed attempt that redoes steps overwrites the values of the
-attempt that died, and a worker that lost its lease writes nothing more.
+A batch is one transaction that first checks this worker still owns the trial's lease, then
+upserts on the unique (trial_id, name, step) index: a batch re-sent after a lost connection
+is idempotent, a resumed attempt that redoes steps overwrites the values of the attempt that
+died, and a worker that lost its lease writes nothing more.
+
+    Postgres: COPY the batch (text format, built in one string) into a temporary staging
+              table, then one INSERT … SELECT … ON CONFLICT from it;
+    SQLite:   one executemany of plain tuples through the driver.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Optional
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from seqdb.db.engine import is_sqlite, session_scope
-from seqdb.db.models import Metric
+from seqdb.db.engine import is_sqlite
 from seqdb.runner.queue import Lease, owns_lease
 from seqdb.runner.retry import is_transient, log
 
+Row = tuple  # (step, epoch, name, value, time): the trial is the writer's
 
-# Postgres: a whole batch is one statement over six arrays (one round trip, no per-row
-# parameters); a conflict on (trial_id, name, step) keeps the newest value.
-PG_METRIC_UPSERT = sa.text(
+# Postgres: a per-connection staging table, emptied at every commit. COPY fills it (no
+# per-row parameters, no array encoding), the upsert moves it into `metric`.
+PG_STAGE = """
+    CREATE TEMPORARY TABLE IF NOT EXISTS seqdb_metric_stage (
+        step integer, epoch integer, name varchar(64), value double precision, time double precision
+    ) ON COMMIT DELETE ROWS
+"""
+PG_COPY = "COPY seqdb_metric_stage (step, epoch, name, value, time) FROM STDIN"
+# A conflict on (trial_id, name, step) keeps the newest value.
+PG_MERGE = sa.text(
     """
     INSERT INTO metric (trial_id, step, epoch, name, value, time)
-    SELECT * FROM unnest(CAST(:trial_id AS bigint[]), CAST(:step AS integer[]), CAST(:epoch AS integer[]),
-                         CAST(:name AS varchar[]), CAST(:value AS double precision[]), CAST(:time AS double precision[]))
+    SELECT :trial_id, step, epoch, name, value, time FROM seqdb_metric_stage
     ON CONFLICT (trial_id, name, step)
     DO UPDATE SET value = EXCLUDED.value, epoch = EXCLUDED.epoch, time = EXCLUDED.time
     """
 )
-COLUMNS = ("trial_id", "step", "epoch", "name", "value", "time")
+# SQLite: the same upsert, row by row inside one executemany.
+SQLITE_UPSERT = """
+    INSERT INTO metric (trial_id, step, epoch, name, value, time) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (trial_id, name, step) DO UPDATE SET value = excluded.value, epoch = excluded.epoch, time = excluded.time
+"""
 
 
-def execute_upsert(session, stmt, rows: list[dict]) -> None:  # noqa: ANN001
-    """Run the dialect's upsert for `rows` (arrays on Postgres, executemany on SQLite)."""
-    if stmt is PG_METRIC_UPSERT:
-        session.execute(stmt, {c: [r[c] for r in rows] for c in COLUMNS})
-    else:
-        session.execute(stmt, rows)
+def _copy_text(value: object) -> str:
+    """One field of COPY's text format (tab-separated; backslash escapes)."""
+    text = str(value)
+    if any(c in text for c in "\\\t\n\r"):
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
 
 
-def metric_upsert(engine: Engine):
-    """INSERT … ON CONFLICT (trial_id, name, step) DO UPDATE: the last writer's value wins."""
-    if not is_sqlite(engine):
-        return PG_METRIC_UPSERT
-    table = Metric.__table__
-    stmt = sqlite_insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=["trial_id", "name", "step"],
-        set_={"value": stmt.excluded.value, "epoch": stmt.excluded.epoch, "time": stmt.excluded.time},
-    )
+def _copy_float(value: float) -> str:
+    if math.isfinite(value):
+        return repr(value)
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")  # write_metrics_once may pass NaN
+
+
+def _pg_write(conn: Connection, trial_id: int, rows: list[Row]) -> None:
+    """COPY `rows` into the staging table and upsert them into `metric` (caller's transaction)."""
+    dbapi = conn.connection.driver_connection
+    if not conn.connection.info.get("seqdb_metric_stage"):
+        conn.exec_driver_sql(PG_STAGE)
+        conn.connection.info["seqdb_metric_stage"] = True
+    names: dict[str, str] = {}
+    lines = [f"{s}\t{e}\t{names.get(n) or names.setdefault(n, _copy_text(n))}\t{_copy_float(v)}\t{t!r}\n" for s, e, n, v, t in rows]
+    with dbapi.cursor().copy(PG_COPY) as copy:
+        copy.write("".join(lines))
+    conn.execute(PG_MERGE, {"trial_id": trial_id})
+
+
+def _sqlite_write(conn: Connection, trial_id: int, rows: list[Row]) -> None:
+    conn.exec_driver_sql(SQLITE_UPSERT, [(trial_id, *row) for row in rows])
+
+
+def write_rows(conn: Connection, trial_id: int, rows: list[Row]) -> None:
+    """Upsert `rows` of one trial inside the caller's write transaction (no lease check)."""
+    (_sqlite_write if conn.dialect.name == "sqlite" else _pg_write)(conn, trial_id, _dedupe(rows))
+
+
+def _begin(engine: Engine):  # noqa: ANN202
+    return engine.execution_options(sqlite_begin="IMMEDIATE").begin() if is_sqlite(engine) else engine.begin()
 
 
 class MetricWriter:
@@ -65,10 +99,9 @@ class MetricWriter:
     def __init__(self, engine: Engine, lease: Lease, *, max_rows: int = 2000, max_age_s: float = 2.0):
         self.engine, self.lease = engine, lease
         self.max_rows, self.max_age_s = max_rows, max_age_s
-        self.stmt = metric_upsert(engine)
         self.rows_written = 0
         self.lost = threading.Event()  # set when a flush found the lease gone
-        self._rows: list[dict] = []
+        self._rows: list[Row] = []
         self._lock = threading.Lock()  # guards _rows
         self._flush_lock = threading.Lock()  # one flush at a time
         self._wake = threading.Event()
@@ -77,12 +110,10 @@ class MetricWriter:
         self._thread.start()
 
     def add(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
-        now = time.time()
-        rows = [
-            {"trial_id": self.lease.trial_id, "step": int(step), "epoch": int(epoch), "name": str(k)[:64], "value": float(v), "time": now}
-            for k, v in metrics.items()
-            if v is not None
-        ]
+        """Buffer one step's metrics. None and NaN are skipped: SQLite has no NaN (it would be
+        NULL), so neither backend stores one; ±inf is kept."""
+        now, step, epoch = time.time(), int(step), int(epoch)
+        rows = [(step, epoch, str(k)[:64], float(v), now) for k, v in metrics.items() if v is not None and v == v]
         with self._lock:
             self._rows.extend(rows)
             full = len(self._rows) >= self.max_rows
@@ -98,11 +129,11 @@ class MetricWriter:
             if not rows or self.lost.is_set():
                 return not self.lost.is_set()
             try:
-                with session_scope(self.engine) as s:
-                    if not owns_lease(s, self.lease):
+                with _begin(self.engine) as conn:
+                    if not owns_lease(conn, self.lease):
                         self.lost.set()
                         return False
-                    execute_upsert(s, self.stmt, _dedupe(rows))
+                    write_rows(conn, self.lease.trial_id, rows)
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise
@@ -141,17 +172,18 @@ class MetricWriter:
                 log.warning("metric flush of trial %s: %s", self.lease.trial_id, exc)
 
 
-def _dedupe(rows: list[dict]) -> list[dict]:
+def _dedupe(rows: list[Row]) -> list[Row]:
     """Within one batch the last value of a (name, step) wins (an upsert batch may not touch
     the same row twice on Postgres)."""
-    last: dict[tuple, dict] = {}
+    last: dict[tuple, Row] = {}
     for row in rows:
-        last[(row["name"], row["step"])] = row
+        last[(row[2], row[0])] = row
     return list(last.values()) if len(last) != len(rows) else rows
 
 
-def write_metrics_once(engine: Engine, rows: list[dict], stmt: Optional[sa.Insert] = None) -> int:
-    """Insert a batch without a lease check (benchmarks, imports)."""
-    with session_scope(engine) as s:
-        execute_upsert(s, stmt if stmt is not None else metric_upsert(engine), rows)
+def write_metrics_once(engine: Engine, trial_id: int, rows: list[Row]) -> int:
+    """Upsert a batch of (step, epoch, name, value, time) rows without a lease check
+    (benchmarks, imports)."""
+    with _begin(engine) as conn:
+        write_rows(conn, trial_id, rows)
     return len(rows)

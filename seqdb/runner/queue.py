@@ -270,15 +270,17 @@ def renew_lease(engine: Engine, lease: Lease, lease_s: float = DEFAULT_LEASE_S) 
 
 
 def owns_lease(session, lease: Lease, *, lock: bool = True) -> bool:
-    """Inside a write transaction: does this worker still own the lease? On Postgres the row
-    is share-locked until commit, so a concurrent reap waits for this transaction."""
+    """Inside a write transaction (an ORM session or a Core connection): does this worker
+    still own the lease? On Postgres the row is share-locked until commit, so a concurrent
+    reap waits for this transaction."""
     stmt = sa.select(Trial.trial_id).where(
         Trial.trial_id == lease.trial_id,
         Trial.lease_owner == lease.worker_id,
         Trial.attempt == lease.attempt,
         Trial.state == TrialState.running.value,
     )
-    if lock and session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind() if hasattr(session, "get_bind") else session
+    if lock and bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(read=True)
     return session.execute(stmt).first() is not None
 
