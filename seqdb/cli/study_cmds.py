@@ -135,14 +135,19 @@ def trial_retry(
 def trial_export(
     ctx: typer.Context,
     trial_id: int = typer.Argument(..., help="Trial id."),
-    as_yaml: bool = typer.Option(False, "--yaml", help="YAML (default: JSON)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write to this file instead of stdout."),
+    as_yaml: bool = typer.Option(False, "--yaml", help="YAML (default: JSON); the same as --format yaml."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write to this file instead of stdout (--format sequifier: a folder)."),
+    fmt: str = typer.Option("json", "--format", help="json, yaml, or sequifier (the toolkit's preprocess and train configs)."),
 ) -> None:
     """A complete, standalone training config of one trial."""
     from seqdb.search.report import export_trial
 
+    if fmt not in ("json", "yaml", "sequifier"):
+        raise ConfigError(f"--format {fmt!r}; allowed: json, yaml, sequifier")
+    if fmt == "sequifier":
+        return _export_sequifier(ctx, trial_id, output or Path(f"sequifier-trial-{trial_id}"))
     _, engine = open_db(ctx)
-    text = export_trial(engine, trial_id, as_yaml=as_yaml)
+    text = export_trial(engine, trial_id, as_yaml=as_yaml or fmt == "yaml")
     if output is None:
         typer.echo(text)
         return
@@ -150,6 +155,22 @@ def trial_export(
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(output)
     console.print(f"trial {trial_id} written to {output}")
+
+
+def _export_sequifier(ctx: typer.Context, trial_id: int, out_dir: Path) -> None:
+    """The trial as a sequifier project folder; says what could not be carried over."""
+    from seqdb.results.sequifier import export_sequifier, write_sequifier
+
+    project, engine = open_db(ctx)
+    export = export_sequifier(engine, project, trial_id)
+    for path in write_sequifier(export, out_dir):
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    for note in export.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for item in export.unsupported:
+        console.print(f"not carried over: {item}", highlight=False, soft_wrap=True)
+    console.print(f"next: cd {out_dir} && sequifier preprocess --config-path configs/preprocess.yaml && "
+                  "sequifier train --config-path configs/train.yaml", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
