@@ -121,6 +121,8 @@ def measure_flops_per_s(device: str, seconds: float = 0.3) -> float:
 
     import torch
 
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is visible to torch {torch.__version__}; allowed here: cpu")
     a = torch.randn(512, 512, device=device)
     b = torch.randn(512, 512, device=device)
     n, t0 = 0, time.perf_counter()
