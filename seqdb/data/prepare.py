@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy import select
 
 from seqdb.data import split as sp
+from seqdb.data.prepared import META_FILE  # defined beside its reader (which must not import polars)
 from seqdb.data.read import LINE, LongSpec, read_long
 from seqdb.data.transform import (
     apply_nan_policy,
@@ -59,7 +60,6 @@ from seqdb.project import Project
 from seqdb.hashing import file_sha256
 
 FORMAT_VERSION = 1
-META_FILE = "meta.json"
 
 OnStep = Optional[Callable[[str], None]]
 STEPS = 6  # reading, splitting, fitting, encoding, targets and windows, writing

@@ -15,15 +15,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import polars as pl
 
 from seqdb.config.trial import DataSpec, InputColumn, TargetSpec
-from seqdb.data.prepare import META_FILE
-from seqdb.data.read import LINE, LongSpec
-from seqdb.data.transform import apply_nan_policy, encode_categoricals, normalise
 from seqdb.data.windows import WindowSet
 from seqdb.errors import DataError
+
+if TYPE_CHECKING:  # polars (~0.8 s to import) only for encoding raw rows: a worker's trials never load it
+    import polars as pl
+
+META_FILE = "meta.json"  # the prepared folder's description (written by seqdb.data.prepare)
 
 SPLITS = ("train", "validation", "test")
 
@@ -140,9 +143,14 @@ class PreparedData:
         return InputColumn(name=name, kind="categorical", vocab_size=int(self.meta["vocab_sizes"][name]), embedding_dim=dim)
 
     # ---- inference -------------------------------------------------------------------------------
-    def transform_raw(self, frame: pl.DataFrame) -> RawTransformed:
+    def transform_raw(self, frame: "pl.DataFrame") -> RawTransformed:
         """Encode new raw long-format rows exactly like the training data: sort by (sequence,
         position), apply the nan policy, the training normalisation and the stored id maps."""
+        import polars as pl
+
+        from seqdb.data.read import LINE, LongSpec
+        from seqdb.data.transform import apply_nan_policy, encode_categoricals, normalise
+
         seq, pos = self.meta["sequence_column"], self.meta["position_column"]
         spec = LongSpec(Path("<raw data>"), "parquet", seq, pos, {c: "real" for c in self.real_columns} | {c: "categorical" for c in self.cat_columns})
         missing = [c for c in (seq, pos, *spec.columns) if c not in frame.columns]
