@@ -34,7 +34,7 @@ MIN_BUDGETS = 3
 HUBER_DELTA = 1e-3
 ALPHA_GRID = np.linspace(*fl.ALPHA_BOUNDS, 801)  # (G,)
 N_POLISH = 3  # local minima of the profile that get polished
-STARTS_RATIO = 2.0
+STARTS_RATIO = 1.25
 LOWER = np.array([-40.0, -40.0, fl.ALPHA_BOUNDS[0]])  # e, a, alpha
 UPPER = np.array([30.0, 120.0, fl.ALPHA_BOUNDS[1]])
 LAWS, OBJECTIVES, CI_METHODS = ("n", "nd"), ("ls", "huber"), ("wald", "bootstrap")
@@ -234,20 +234,40 @@ def _check(points: Sequence[Point], law: str, objective: str, ci: str, bootstrap
         raise ConfigError(f"point N={bad[0].N}, loss={bad[0].loss}: a scaling fit needs positive, finite N and loss")
 
 
-def _noise(b: Budgets) -> tuple[Optional[float], int, str]:
-    """(s, df, where s comes from) for K budgets: replicates first, else residual df K - 3."""
+def _noise(b: Budgets, theta: np.ndarray) -> tuple[Optional[float], int, str]:
+    """(s, df, where s comes from): the replicates' pooled spread, else the residuals with K - 3 df."""
     if b.s_within is not None and b.s_within > 0:
         return b.s_within, b.df_within, "replicates"
-    return None, len(b.n) - 3, "residuals"
+    df = len(b.n) - 3
+    r = np.sqrt(b.w) * (log_model(theta, np.log(b.n))[0] - b.y)
+    return (math.sqrt(float((r**2).sum()) / df) if df > 0 else None), df, "residuals"
 
 
-def _extrapolate(result: FitResult, theta: np.ndarray, at: float, force: bool) -> dict:
+def _no_interval(df: int, s: Optional[float]) -> str:
+    if df <= 0 or s is None:
+        why = "0 residual degrees of freedom"
+    elif s == 0:
+        why = "the points lie exactly on the curve: zero residual spread"
+    else:
+        why = "the fit's Jacobian is singular at the optimum"
+    return fl.flag("no_interval", f"no interval ({why})")
+
+
+def _extrapolate(result: FitResult, at: float, force: bool) -> dict:
     bad = fl.severe(result.flags)
     if bad and not force:
         return {"N": float(at), "loss": None, "ci95": None, "off": f"extrapolation off: {bad[0]} (--force extrapolates anyway)"}
     iv = band(result, np.array([at]))
     ok = iv is not None and np.isfinite([iv[0][0], iv[1][0]]).all()
     return {"N": float(at), "loss": float(result.predict(at)), "ci95": [float(iv[0][0]), float(iv[1][0])] if ok else None}
+
+
+def _at_n(at: float | dict) -> float:
+    if isinstance(at, dict):
+        if "N" not in at:
+            raise ConfigError(f"--at {at}: with --law n the extrapolation needs a parameter count N (allowed: --at 2B)")
+        return float(at["N"])
+    return float(at)
 
 
 def fit_points(points: Sequence[Point], *, law: str = "n", objective: str = "ls", ci: str = "wald", bootstrap: int = 200,
@@ -257,24 +277,26 @@ def fit_points(points: Sequence[Point], *, law: str = "n", objective: str = "ls"
     _check(points, law, objective, ci, bootstrap)
     if law == "nd":
         return _fit_nd(points, objective=objective, ci=ci, bootstrap=bootstrap, seed=seed, at=at, force=force, extra_flags=extra_flags)
+    return _fit_n(points, objective=objective, ci=ci, bootstrap=bootstrap, seed=seed, at=at, force=force, extra_flags=extra_flags)
+
+
+def _fit_n(points: Sequence[Point], *, objective: str, ci: str, bootstrap: int, seed: int, at: Optional[float | dict],
+           force: bool, extra_flags: Sequence[str]) -> FitResult:
     b = budgets_of(points)
-    K = len(b.n)
-    if K < MIN_BUDGETS:
-        raise ConfigError(f"a fit of E, A and alpha needs at least {MIN_BUDGETS} distinct budgets (N), got {K}")
+    if len(b.n) < MIN_BUDGETS:
+        raise ConfigError(f"a fit of E, A and alpha needs at least {MIN_BUDGETS} distinct budgets (N), got {len(b.n)}")
     theta = global_fit(np.log(b.n), b.y, b.w, objective)
-    s_rep, df, source = _noise(b)
-    r = np.sqrt(b.w) * (log_model(theta, np.log(b.n))[0] - b.y)
-    s = s_rep if s_rep is not None else (math.sqrt(float((r**2).sum()) / df) if df > 0 else None)
+    params = _as_params(theta)
+    s, df, source = _noise(b, theta)
     ci95, private = _intervals(theta, b, s, df, ci, objective, bootstrap, seed) if s else ({}, {})
-    flags = fl.shape_flags(b.n, np.exp(b.y), s_rep, b.w) + fl.parameter_flags(*_as_params(theta).values(), float(np.exp(b.y).min()),
-                                                                          ci95.get("alpha"))
-    if not ci95:
-        flags.append(fl.flag("no_interval", "no interval (0 residual degrees of freedom)" if df <= 0 or s is None
-                             else "no interval (the fit's Jacobian is singular at the optimum)"))
-    result = FitResult("n", objective, K, max(df, 0), _as_params(theta), ci95, ("wald_t" if ci == "wald" else "bootstrap") if ci95 else "none",
-                       s, flags + list(extra_flags), extra={"_theta": theta, "noise_from": source, **private})
+    flags = fl.shape_flags(b.n, np.exp(b.y), b.s_within, b.w)
+    flags += fl.parameter_flags(params["E"], params["A"], params["alpha"], float(np.exp(b.y).min()), ci95.get("alpha"))
+    flags += [] if ci95 else [_no_interval(df, s)]
+    method = ("wald_t" if ci == "wald" else "bootstrap") if ci95 else "none"
+    result = FitResult("n", objective, len(b.n), max(df, 0), params, ci95, method, s, flags + list(extra_flags),
+                       extra={"_theta": theta, "noise_from": source, **private})
     if at is not None:
-        result.at = _extrapolate(result, theta, float(at["N"] if isinstance(at, dict) else at), force)
+        result.at = _extrapolate(result, _at_n(at), force)
     return result
 
 

@@ -204,7 +204,7 @@ def fit_horizon(hs: HorizonScaling, **fit_options) -> HorizonScaling:  # noqa: A
     try:
         hs.fit = fit_points(fit_input(hs.points, hs.split), extra_flags=hs.flags, **fit_options)
     except ConfigError as exc:
-        if "distinct budgets" not in exc.message:
+        if "distinct budgets" not in exc.message and "positive, finite" not in exc.message:  # else a bad option
             raise
         hs.message = f"{len(hs.points)} budget(s) with completed trials: {exc.message}; showing the points only"
     return hs
