@@ -35,10 +35,8 @@ def run(
 
     Example: seqdb run --experiment sp500 --budget 2M --budget 20M --workers 2
     """
-    from seqdb.runner.execute import TrainExecutor
-    from seqdb.runner.pool import run_pool
     from seqdb.runner.progress import ExperimentProgress
-    from seqdb.runner.worker import WorkerSettings, check_summaries
+    from seqdb.runner.worker import WorkerSettings
     from seqdb.search.plan import pick_experiment, plan_studies
 
     _check_device(device)
@@ -56,24 +54,37 @@ def run(
                               device=device, lease_s=lease_seconds, max_trials=max_trials, once=once, progress=not live)
     display = ExperimentProgress(engine, name, ids, live=live, console=console).start()
     try:
-        if ddp > 1:
-            from seqdb.cluster.ddp import run_ddp
-
-            summaries = run_ddp(settings, ddp, gpus=gpu_ids)
-        else:
-            summaries = run_pool(settings, workers, TrainExecutor(settings.artifacts_root), gpus=gpu_ids)
+        summaries = _run_workers(settings, workers, ddp, gpu_ids)
     finally:
         late = _ignore_late_signals()
         display.stop()
     try:
-        if not live:  # the live table's last frame already says it
-            console.print(display.line(), markup=False, highlight=False)
-        done = sum(s.trials_done for s in summaries)
-        reasons = sorted({s.stop_reason for s in summaries if s.stop_reason})
-        console.print(f"{done} trial(s) run by {len(summaries)} worker(s)" + (f"; stopped: {', '.join(reasons)}" if reasons else ""))
-        check_summaries(summaries)  # non-zero exit: failed trials, or a worker stopped on an environment fault
+        _report(display, summaries, live)
     finally:
         _restore_signals(late)
+
+
+def _report(display, summaries: list, live: bool) -> None:  # noqa: ANN001 - an ExperimentProgress
+    from seqdb.runner.worker import check_summaries
+
+    if not live:  # the live table's last frame already says it
+        console.print(display.line(), markup=False, highlight=False)
+    done = sum(s.trials_done for s in summaries)
+    reasons = sorted({s.stop_reason for s in summaries if s.stop_reason})
+    console.print(f"{done} trial(s) run by {len(summaries)} worker(s)" + (f"; stopped: {', '.join(reasons)}" if reasons else ""))
+    check_summaries(summaries)  # non-zero exit: failed trials, or a worker stopped on an environment fault
+
+
+def _run_workers(settings, workers: int, ddp: int, gpu_ids: Optional[list[str]]) -> list:  # noqa: ANN001
+    """One pool of `workers` processes claiming across every study (or one DDP group)."""
+    if ddp > 1:
+        from seqdb.cluster.ddp import run_ddp
+
+        return run_ddp(settings, ddp, gpus=gpu_ids)
+    from seqdb.runner.execute import TrainExecutor
+    from seqdb.runner.pool import run_pool
+
+    return run_pool(settings, workers, TrainExecutor(settings.artifacts_root), gpus=gpu_ids)
 
 
 def _ignore_late_signals() -> dict:
