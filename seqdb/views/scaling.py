@@ -4,7 +4,8 @@ The points are each budget's best completed search trial (`scaling_points`), wit
 replicates (`seqdb replicate`) as replicates of that budget. The fit, its intervals and the
 curve's own flags come from `seqdb.scaling.fit.fit_points`, the same code path as
 `seqdb scaling fit POINTS.csv`. The database adds the flags only it can see:
-- unequal_effort: the budgets got different numbers of completed trials or epochs per trial;
+- unequal_effort: the budgets got different numbers of completed trials, epochs per trial or
+  tokens trained by their best trial;
 - study_incomplete: a budget's search study still has trials to run;
 - not_converged: a budget's best trial was still improving at its last evaluation;
 - edge_of_search_range: a budget's best configuration sits at the edge of a searched range;
@@ -26,7 +27,7 @@ from seqdb.scaling.points import Point
 
 EFFORT_TOLERANCE = 0.1  # relative spread of trials / epochs per budget that still counts as equal
 POINT_COLS = ("budget", "budget_params", "param_count", "best_val_loss", "trial_id", "n_finished", "n_completed",
-              "epochs_total", "epochs_mean", "n_seeds", "seed_losses", "seed_loss_mean", "seed_log_loss_sd")
+              "epochs_total", "epochs_mean", "tokens", "n_seeds", "seed_losses", "seed_loss_mean", "seed_log_loss_sd")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ScalingPoint:
     n_completed: int
     epochs_total: int
     epochs_mean: float
+    tokens: Optional[int] = None  # trained by the best trial at its finish (None before it was recorded)
     n_seeds: int = 1
     seed_losses: list = field(default_factory=list)  # the best trial's loss first, then its replicates'
     seed_loss_mean: Optional[float] = None
@@ -77,9 +79,13 @@ def _spread(values: list[float]) -> float:
 
 
 def effort_flags(points: list[ScalingPoint], progress: list[dict]) -> list[str]:
-    """Unequal completed trials or epochs per trial across budgets; search studies not complete."""
+    """Unequal completed trials, epochs per trial or tokens of the best trial across budgets;
+    search studies not complete."""
     out = []
-    for what, values in (("completed trials", [p.n_completed for p in points]), ("epochs per trial", [p.epochs_mean for p in points])):
+    tokens = [p.tokens for p in points]
+    checks = [("completed trials", [p.n_completed for p in points]), ("epochs per trial", [p.epochs_mean for p in points])]
+    checks += [("tokens trained by the best trial", tokens)] if None not in tokens else []
+    for what, values in checks:
         if len(values) > 1 and _spread(values) > EFFORT_TOLERANCE:
             per = ", ".join(f"{p.budget}: {v:g}" for p, v in zip(points, values))
             out.append(flag("unequal_effort", f"the budgets got different {what} ({per}); min-of-trials bias differs per budget"))

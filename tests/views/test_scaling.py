@@ -77,6 +77,7 @@ def test_unequal_effort_unconverged_and_edge_of_range_are_flagged(engine, db_url
                         config=best["20M"].config, params={"learning_rate": 3e-4}, state="completed",
                         best_val_loss=best["20M"].best_val_loss + 0.1, step=50, epochs_done=5))
         best["2M"].best_step = best["2M"].step  # best at its last step: still improving
+        best["500k"].tokens = best["500k"].tokens * 2  # the smallest budget's best trial saw twice the data
         s.get(Study, best["500k"].study_id).config = {"search": {"space": {"learning_rate": [1e-4, 3e-4, 1e-3]}}}
         s.execute(sa.update(Trial).where(Trial.study_id.in_([b.study_id for b in best.values()]), Trial.state.in_(["running", "pending"]))
                   .values(state="completed", best_val_loss=9.0, step=50, epochs_done=5))
@@ -88,6 +89,7 @@ def test_unequal_effort_unconverged_and_edge_of_range_are_flagged(engine, db_url
     assert {"unequal_effort", "not_converged", "edge_of_search_range"} <= got and "study_incomplete" not in got
     text = " ".join(hs.fit.flags)
     assert "500k: learning_rate=0.001 at the high end" in text and "the best trial of 2M was" in text and "20M: 8" in text
+    assert "different tokens trained by the best trial" in text
 
 
 def test_scaling_cli(seeded_db):
