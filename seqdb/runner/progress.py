@@ -179,7 +179,11 @@ class ExperimentProgress:
             got = s.execute(sa.select(Trial.trial_id, Trial.config, Dataset.splits).join(Study, Study.study_id == Trial.study_id)
                             .outerjoin(Dataset, Dataset.dataset_id == Study.dataset_id).where(Trial.trial_id.in_(new))).all()
         for r in got:
-            cfg = TrialConfig.model_validate(r.config)
+            try:
+                cfg = TrialConfig.model_validate(r.config)
+            except ValueError:  # not a training config (a synthetic test trial): no cost known
+                self._costs[r.trial_id] = (1, 0.0)
+                continue
             n_windows = int(((r.splits or {}).get("train") or {}).get("windows") or 1)
             self._costs[r.trial_id] = (steps_total(cfg, n_windows), flops_per_step(cfg))
 

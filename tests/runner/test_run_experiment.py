@@ -67,3 +67,43 @@ def test_long_run_warning_names_the_estimate_and_the_faster_options():
     assert "at least 22.2 h with 2 worker(s)" in lines[0] and "--device cuda" in lines[0] and "--budget 2M" in lines[0]
     assert long_run_warnings([big], "cuda", 5e10)[0].count("--device cuda") == 0
     assert long_run_warnings([small], "cpu", 5e10) == []
+
+
+def test_experiment_progress_counts_studies_trials_workers_and_measures_the_eta(db_url, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from seqdb.db.models import Worker
+    from seqdb.runner.progress import ExperimentProgress
+    from seqdb.search.plan import plan_studies
+
+    project, engine2, exp = setup_project(tmp_path / "proj", True, database_url=db_url, experiment=_experiment())
+    studies = plan_studies(engine2, project, "runall", ["10k", "30k"], [1, 2])
+    ids = [p.study_id for p in studies]
+    costs = {c.trial_id: c for c in trial_costs(engine2, ids)}
+    first, second = sorted(costs)[:2]
+    with engine2.begin() as c:  # trial 1 done, trial 2 half-way on a worker; the others pending
+        c.execute(sa.text("UPDATE trial SET state = 'completed', step = 4 WHERE trial_id = :t"), {"t": first})
+        c.execute(sa.text("UPDATE trial SET state = 'running', step = 2 WHERE trial_id = :t"), {"t": second})
+    from seqdb.db.engine import session_scope
+
+    with session_scope(engine2) as s:
+        s.add(Worker(name="h:1:x", host="h", pid=1, state="running", current_trial_id=second, tokens_per_s=1500.0,
+                     info={"label": "w0", "studies": ids}))
+    out = io.StringIO()
+    progress = ExperimentProgress(engine2, "runall", ids, live=False, console=Console(file=out, width=200))
+    snap = progress.snapshot()
+    assert snap["studies"] == 4 and snap["studies_done"] == 1 and snap["by_state"] == {"completed": 1, "running": 1, "pending": 2}
+    want_left = sum(c.flops_left for c in costs.values() if c.trial_id != first) - 2 * costs[second].flops_per_step
+    assert abs(snap["left_flops"] - want_left) < 1e-6 * want_left
+    assert progress.eta(snap, 100.0) == (None, None)  # the first reading starts the clock
+    with engine2.begin() as c:
+        c.execute(sa.text("UPDATE trial SET step = 3 WHERE trial_id = :t"), {"t": second})
+    later = progress.snapshot()
+    rate, left = progress.eta(later, 110.0)
+    assert abs(rate - costs[second].flops_per_step / 10.0) < 1e-6 * rate and abs(left - later["left_flops"] / rate) < 1e-6 * left
+    Console(file=out, width=200).print(progress.render(later, 110.0))
+    text = out.getvalue()
+    assert "studies 1/4 done · trials 1 completed, 2 pending, 1 running" in text and "runall/10k/h2" in text and "3/4" in text and "1.5k" in text
+    engine2.dispose()
