@@ -163,7 +163,8 @@ def long_run_warnings(estimates: list[BudgetEstimate], device: str, flops_per_s:
     """One line per budget whose open work takes longer than `limit_s` with `workers`
     workers, with what would make it shorter. A warning, never a refusal."""
     lines = []
-    smaller = [e.budget for e in estimates if e.seconds / workers <= limit_s]
+    fits = [e for e in estimates if e.seconds / max(1, workers) <= limit_s]
+    smaller = [max(fits, key=lambda e: e.seconds).budget] if fits else []  # the largest budget that fits
     for e in estimates:
         wall = e.seconds / max(1, workers)
         if wall <= limit_s:
