@@ -61,10 +61,12 @@ def test_run_filters_by_repeatable_budget_and_horizon_and_checks_them(empty_db_u
 def test_long_run_warning_names_the_estimate_and_the_faster_options():
     big = BudgetEstimate("20M", trials=8, steps=8000, flops=8e15, seconds=8e15 / 5e10)
     small = BudgetEstimate("2M", trials=8, steps=8000, flops=8e14, seconds=8e14 / 5e10 / 100)
-    lines = long_run_warnings([small, big], "cpu", 5e10, workers=2)
+    mid = BudgetEstimate("5M", trials=8, steps=8000, flops=2e15, seconds=3000.0)
+    lines = long_run_warnings([small, mid, big], "cpu", 5e10, workers=2)
     assert len(lines) == 1, lines
+    assert "--budget 5M" in lines[0]  # the largest budget that fits the limit
     assert lines[0].startswith("budget 20M: 8 open trial(s), 8,000 steps, 8.00e+15 FLOPs; at 50 GFLOP/s measured on cpu")
-    assert "at least 22.2 h with 2 worker(s)" in lines[0] and "--device cuda" in lines[0] and "--budget 2M" in lines[0]
+    assert "at least 22.2 h with 2 worker(s)" in lines[0] and "--device cuda" in lines[0]
     assert long_run_warnings([big], "cuda", 5e10)[0].count("--device cuda") == 0
     assert long_run_warnings([small], "cpu", 5e10) == []
 
