@@ -25,6 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import track
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -99,7 +101,7 @@ def main() -> None:
     jobs = [(m, k, opts) for m in methods for k in range(a.sets)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers) as pool:
-        rows = list(pool.map(run_one, jobs, chunksize=8))
+        rows = list(track(pool.map(run_one, jobs, chunksize=8), total=len(jobs), description="fitting", console=Console(stderr=True)))
     print(f"truth E={E} A={A} alpha={ALPHA}; 6 budgets 1e5..1e8; noise {a.noise:.0%} log-normal; {a.replicates} seed(s) per budget; "
           f"{a.sets} sets; bootstrap B={a.bootstrap}; {time.perf_counter() - t0:.0f} s")
     print(f"| method | sets | alpha coverage | E coverage | ±1 s.e. | median width alpha | median width E | s per fit |")
