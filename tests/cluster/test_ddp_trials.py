@@ -26,12 +26,12 @@ def rank_pids(parent: int) -> dict[int, int]:
     return out
 
 
-def _kill_rank_mid_trial(path, url, engine, rank: int, log) -> int:  # noqa: ANN001
-    """Start `seqdb run --ddp 2`, SIGKILL `rank` once a checkpoint is registered; returns the
-    parent's exit status."""
+def _kill_rank(path, url, engine, rank: int, when: str, log) -> int:  # noqa: ANN001
+    """Start `seqdb run --ddp 2`, SIGKILL `rank` once the scalar SQL `when` is true; returns
+    the parent's exit status."""
     proc = start_run(path, url, "--ddp", "2", log=log)
     try:
-        assert wait_until(engine, "SELECT COUNT(*) FROM checkpoint WHERE step > 0", 180, proc), log.read_text()[-3000:]
+        assert wait_until(engine, when, 180, proc), log.read_text()[-3000:]
         pids = rank_pids(proc.pid)
         assert sorted(pids) == [0, 1], pids
         os.kill(pids[rank], signal.SIGKILL)
@@ -42,37 +42,29 @@ def _kill_rank_mid_trial(path, url, engine, rank: int, log) -> int:  # noqa: ANN
             proc.wait()
 
 
-def _finish(path, url, engine, log) -> None:  # noqa: ANN001
-    final = start_run(path, url, "--ddp", "2", log=log)
-    assert final.wait(timeout=240) == 0, log.read_text()[-3000:]
-    (t,) = trials(engine)
-    assert (t.state, t.step) == ("completed", MAX_STEPS), t
-    assert metric_steps(engine, t.trial_id) == (MAX_STEPS, 1, MAX_STEPS)  # rank 0 alone reports
-    assert {(w["device"], w["info"]["label"]) for w in workers(engine)} == {("cpu", "ddp2")}  # rank 0 alone registers
-
-
 @pytest.mark.timeout(420)
-def test_killed_follower_leaves_the_trial_resumable(db_url, tmp_path):
+def test_a_killed_rank_leaves_the_trial_resumable(pg_url, tmp_path):
     path, log = tmp_path / "proj", tmp_path / "run.log"
-    _, engine = make_project(path, db_url, tiny_experiment("ddp", max_steps=MAX_STEPS))
-    rc = _kill_rank_mid_trial(path, db_url, engine, 1, log)
+    _, engine = make_project(path, pg_url, tiny_experiment("ddp", max_steps=MAX_STEPS))
+
+    # rank 1 dies mid-trial: rank 0 hands the trial back at its last checkpoint, no attempt used
+    rc = _kill_rank(path, pg_url, engine, 1, "SELECT COUNT(*) FROM checkpoint WHERE step > 0", log)
     assert rc != 0 and "error: DDP worker: rank 1 killed by SIGKILL" in log.read_text(), log.read_text()[-3000:]
     (t,) = trials(engine)
     assert (t.state, t.attempt) == ("stopped", 0) and 0 < t.step == max(registered_steps(engine, t.trial_id)), t
-    assert [w["state"] for w in workers(engine)] == ["stopped"]  # one worker row: rank 0's
-    _finish(path, db_url, engine, log)
-    assert f"resuming at step {t.step}" in log.read_text()
-    engine.dispose()
+    assert [(w["state"], w["device"], w["info"]["label"]) for w in workers(engine)] == [("stopped", "cpu", "ddp2")]  # rank 0 alone
 
+    # both ranks resume from rank 0's checkpoint; then rank 0 dies: its lease runs out
+    resumed = f"SELECT COUNT(*) FROM metric WHERE name = 'train_loss' AND step > {t.step}"
+    rc = _kill_rank(path, pg_url, engine, 0, resumed, log)
+    assert rc != 0 and "rank 0 killed by SIGKILL" in log.read_text() and f"resuming at step {t.step}" in log.read_text()
+    assert (trials(engine)[0].state, trials(engine)[0].attempt) == ("running", 0)
 
-@pytest.mark.timeout(420)
-def test_killed_rank_zero_is_resumed_after_its_lease(pg_url, tmp_path):
-    path, log = tmp_path / "proj", tmp_path / "run.log"
-    _, engine = make_project(path, pg_url, tiny_experiment("ddp0", max_steps=MAX_STEPS))
-    rc = _kill_rank_mid_trial(path, pg_url, engine, 0, log)
-    assert rc != 0 and "rank 0 killed by SIGKILL" in log.read_text(), log.read_text()[-3000:]
-    (t,) = trials(engine)
-    assert t.state == "running" and t.step > 0, t  # its lease runs out; the next claimer reaps it
-    _finish(path, pg_url, engine, log)
-    assert trials(engine)[0].attempt == 1 and f"resuming at step {t.step}" in log.read_text()
+    # the next run reaps the expired lease (one attempt: a crash) and finishes from the checkpoint
+    final = start_run(path, pg_url, "--ddp", "2", log=log)
+    assert final.wait(timeout=240) == 0, log.read_text()[-3000:]
+    (done,) = trials(engine)
+    assert (done.state, done.attempt, done.step) == ("completed", 1, MAX_STEPS), done
+    assert metric_steps(engine, done.trial_id) == (MAX_STEPS, 1, MAX_STEPS)  # rank 0 alone reports, each step once
+    assert log.read_text().count(f"resuming at step {t.step}") == 2
     engine.dispose()
