@@ -18,6 +18,7 @@ N is the exact parameter count of each budget's best trial (not the budget label
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -104,18 +105,25 @@ def convergence_flags(points: list[ScalingPoint], best: dict[int, dict]) -> list
     return [flag("not_converged", f"the best trial of {', '.join(still)} was still improving at its last step")]
 
 
+EDGE_FRACTION = 0.05  # of a distribution's range (log range when log: true) that counts as its edge
+
+
 def _edge(value: object, spec: object) -> Optional[str]:
-    """'low' / 'high' when a numeric value sits at the end of a searched range of >= 3 values or a distribution."""
+    """'low' / 'high' when a numeric value is the end of a searched list of >= 3 numbers, or
+    within EDGE_FRACTION of the end of a distribution {low, high[, log]}."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     if isinstance(spec, list) and len(spec) >= 3 and all(isinstance(v, (int, float)) for v in spec):
-        lo, hi = min(spec), max(spec)
-    elif isinstance(spec, dict) and isinstance(spec.get("low"), (int, float)) and isinstance(spec.get("high"), (int, float)):
-        lo, hi = spec["low"], spec["high"]
-    else:
+        return "low" if value == min(spec) else "high" if value == max(spec) else None
+    if not (isinstance(spec, dict) and isinstance(spec.get("low"), (int, float)) and isinstance(spec.get("high"), (int, float))):
         return None
-    tol = 1e-9 * max(abs(lo), abs(hi), 1e-300)
-    return "low" if value <= lo + tol else "high" if value >= hi - tol else None
+    lo, hi, v = float(spec["low"]), float(spec["high"]), float(value)
+    if spec.get("log") and lo > 0 and v > 0:
+        lo, hi, v = math.log(lo), math.log(hi), math.log(v)
+    if hi <= lo:
+        return None
+    frac = (v - lo) / (hi - lo)
+    return "low" if frac <= EDGE_FRACTION else "high" if frac >= 1 - EDGE_FRACTION else None
 
 
 def edge_flags(points: list[ScalingPoint], best: dict[int, dict]) -> list[str]:

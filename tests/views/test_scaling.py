@@ -113,3 +113,14 @@ def test_parse_budget_for_at():
     assert parse_budget("2B") == 2_000_000_000 and parse_budget("500k") == 500_000
     with pytest.raises(ConfigError):
         parse_budget("two billion")
+
+
+def test_edge_of_a_list_or_a_distribution():
+    from seqdb.views.scaling import _edge
+
+    assert [_edge(v, [1e-4, 3e-4, 1e-3]) for v in (1e-4, 3e-4, 1e-3)] == ["low", None, "high"]
+    assert _edge(1e-3, [1e-4, 1e-3]) is None  # two values: no inside to be at the edge of
+    dist = {"low": 1e-4, "high": 1e-2, "log": True}
+    assert [_edge(v, dist) for v in (1.2e-4, 1e-3, 9e-3)] == ["low", None, "high"]
+    assert _edge(0.5, {"low": 0.0, "high": 10.0}) == "low" and _edge(5.0, {"low": 0.0, "high": 10.0}) is None
+    assert _edge("gelu", ["gelu", "relu", "swiglu"]) is None and _edge(True, [0, 1, 2]) is None
