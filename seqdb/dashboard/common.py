@@ -81,10 +81,8 @@ def pick_study(sql: str, none_message: str, label: str = "study", params: Option
 # the experiment filter: one control for every page
 # ------------------------------------------------------------------------------------------
 def experiments() -> list[str]:
-    """Every experiment, the one with the most trials first."""
-    return options("SELECT e.name FROM tables.experiment e LEFT JOIN "
-                   "(SELECT experiment, sum(total) AS n FROM study_progress GROUP BY experiment) p ON p.experiment = e.name "
-                   "ORDER BY p.n DESC NULLS LAST, e.name")
+    """Every experiment, the newest first (the one being worked on: the default)."""
+    return options("SELECT name FROM tables.experiment ORDER BY created_at DESC, experiment_id DESC")
 
 
 def _from_url(names: list[str]) -> Optional[str]:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "dashboard"
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PAGES = {  # url path (and query) -> (title, text that must appear)
-    "scaling": ("Scaling", "95% intervals"),
+    "scaling?experiment=scale": ("Scaling", "95% intervals"),
     "studies": ("Studies", "live workers"),
     "history?experiment=hp": ("History", "contour: the loss over two searched parameters"),
     "trials": ("Trials", "learning curves"),
@@ -144,9 +144,9 @@ def _check_page(driver, path: str, title: str, text: str) -> None:
 def test_every_page_by_its_url(dashboard, browser):
     base, seeded, _ = dashboard
     SHOTS.mkdir(parents=True, exist_ok=True)
-    browser.get(f"{base}/")  # the root lands on the Scaling page at its own URL
-    _check_page(browser, "/", *PAGES["scaling"])
-    assert browser.current_url.split("?")[0] == f"{base}/scaling", browser.current_url
+    browser.get(f"{base}/?experiment=scale")  # the root lands on the Scaling page at its own URL, query kept
+    _check_page(browser, "/", *PAGES["scaling?experiment=scale"])
+    assert browser.current_url == f"{base}/scaling?experiment=scale", browser.current_url
     for path, (title, text) in PAGES.items():
         query = f"?trial_id={seeded.best_trial[('2M', 1)]}" if path == "trials" else ""
         browser.get(f"{base}/{path}{query}")

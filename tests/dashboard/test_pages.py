@@ -68,7 +68,9 @@ def test_metric_axes():
 def test_scaling_page(app):
     at = app
     assert not at.exception and at.title[0].value == "Scaling"
-    assert at.sidebar.selectbox(key="experiment").value == "scale"  # the experiment with the most trials
+    assert at.sidebar.selectbox(key="experiment").value == "hp"  # the newest experiment
+    assert at.sidebar.selectbox(key="experiment").options == ["hp", "mo", "scale"]
+    at = open_page(at, "scaling", experiment="scale")
     assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 2  # two horizons of `scale`
     legend = charts(at)[0]["layout"]["legend"]
     assert legend["yanchor"] == "bottom" and legend["y"] > 1  # above the plot, clear of the x axis title
@@ -84,9 +86,8 @@ def test_scaling_page(app):
 def test_every_page(app, seeded_db):
     _, seeded, _ = seeded_db
     at = app
-    assert at.sidebar.selectbox(key="experiment").value == "scale"  # the experiment with the most trials
     heartbeat(seeded_db[0], seeded.alive_worker)
-    open_page(at, "studies")
+    open_page(at, "studies", experiment="scale")
     assert at.title[0].value == "Studies" and len(at.get("plotly_chart")) == 1
     # 6 studies x 3 trials to go, 9 minutes each (the seed's trials), one live worker
     assert {m.label: m.value for m in at.metric} == {"studies complete": "0 / 6", "trials finished": "18 / 36",
@@ -118,9 +119,10 @@ def test_every_page(app, seeded_db):
 def test_experiment_filter_follows_the_url_and_every_page(app, seeded_db):
     _, seeded, _ = seeded_db
     at = app
-    at.query_params["experiment"] = "hp"
+    assert at.sidebar.selectbox(key="experiment").value == "hp"  # the default
+    at.query_params["experiment"] = "scale"
     at.run()
-    assert at.sidebar.selectbox(key="experiment").value == "hp"
+    assert at.sidebar.selectbox(key="experiment").value == "scale"
     at.sidebar.selectbox(key="experiment").select("mo").run()
     assert at.sidebar.selectbox(key="experiment").value == "mo", "the URL must not undo the user's choice"
     at.sidebar.selectbox(key="experiment").select("hp").run()
