@@ -386,7 +386,9 @@ FINISH = """
            epochs_done = COALESCE(:epochs_done, epochs_done),
            batch_config = COALESCE({batch_config}, batch_config),
            "values" = COALESCE({values}, "values"),
-           error = COALESCE(:error, error)
+           error = COALESCE(:error, error),
+           tokens = COALESCE(:tokens, tokens),
+           flops = COALESCE(:flops, flops)
      WHERE trial_id = :trial_id AND lease_owner = :worker_id AND attempt = :attempt AND state = 'running'
     RETURNING trial_id
 """
@@ -421,7 +423,7 @@ def _finish_params(engine: Engine, lease: Lease, outcome: TrialOutcome) -> dict[
     params = {"trial_id": lease.trial_id, "worker_id": lease.worker_id, "attempt": lease.attempt, "state": outcome.state,
               "best_val_loss": outcome.best_val_loss, "best_step": outcome.best_step, "step": outcome.step,
               "epochs_done": outcome.epochs_done, "batch_config": as_json(outcome.batch_config),
-              "values": as_json(outcome.values), "error": outcome.error}
+              "values": as_json(outcome.values), "error": outcome.error, "tokens": outcome.tokens, "flops": outcome.flops}
     return {**params, "now": utcnow()} if is_sqlite(engine) else params
 
 

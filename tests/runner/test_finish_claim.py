@@ -28,12 +28,14 @@ def test_finish_and_claim_records_everything_and_moves_on(engine):
     w = q.register_worker(engine)
     first = q.claim_trial(engine, w.worker_id, [sid])
     outcome = q.TrialOutcome("completed", best_val_loss=0.25, best_step=7, step=9, epochs_done=2,
-                             batch_config={"micro": 8, "accum": 2}, values=[0.25, 3.5], error=None)
+                             batch_config={"micro": 8, "accum": 2}, values=[0.25, 3.5], error=None, tokens=12_345_678_901,
+                             flops=1.5e15)
     recorded, nxt = q.finish_and_claim(engine, first, outcome, [sid], lease_s=30)
     assert recorded and nxt is not None and nxt.trial_id != first.trial_id and nxt.config == {"i": 1}
     row = _trial(engine, first.trial_id)
     assert (row.state, row.best_val_loss, row.best_step, row.step, row.epochs_done) == ("completed", 0.25, 7, 9, 2)
     assert row.batch_config == {"micro": 8, "accum": 2} and row.values == [0.25, 3.5] and row.finished_at is not None
+    assert (row.tokens, row.flops) == (12_345_678_901, 1.5e15)
     assert row.lease_expires_at is None and _trial(engine, nxt.trial_id).state == "running"
     assert _current(engine, w.worker_id) == nxt.trial_id
     recorded, none = q.finish_and_claim(engine, nxt, q.TrialOutcome("pruned", step=3), [sid])
