@@ -138,6 +138,10 @@ def plan_start(engine: Engine, best: BestTrial, cfg: TrialConfig) -> Start:
         return Start("reuse", f"the final configuration is search trial {best.trial_id}'s", ckpt)
     length = {"max_epochs", "max_steps"}
     if same(cfg.model_copy(update={"training": cfg.training.model_copy(update={k: getattr(search.training, k) for k in length})}), search):
+        if _same_length(engine, best, search, cfg):
+            ckpt = _search_checkpoint(engine, best.trial_id, best=True)  # the search's max_steps never bit: the same run
+            if ckpt is not None:
+                return Start("reuse", f"search trial {best.trial_id}'s max_steps cap was above its epochs' steps, so its run is the final one", ckpt)
         if cfg.training.max_epochs < search.training.max_epochs:
             return Start("train", f"fewer epochs ({cfg.training.max_epochs}) than search trial {best.trial_id} trained ({search.training.max_epochs})")
         ckpt = _search_checkpoint(engine, best.trial_id, best=False)
@@ -145,6 +149,19 @@ def plan_start(engine: Engine, best: BestTrial, cfg: TrialConfig) -> Start:
             return Start("train", f"search trial {best.trial_id} has no checkpoint file left to continue")
         return Start("continue", f"only the length differs from search trial {best.trial_id}", ckpt)
     return Start("train", f"the final configuration differs from search trial {best.trial_id}'s")
+
+
+def _same_length(engine: Engine, best: BestTrial, search: TrialConfig, cfg: TrialConfig) -> bool:
+    """Same epochs and the search's max_steps cap above their steps: the same total steps,
+    the same schedule, the same run."""
+    from seqdb.search.plan import steps_total
+
+    if cfg.training.max_epochs != search.training.max_epochs:
+        return False
+    with session_scope(engine, write=False) as s:
+        dataset = s.get(Dataset, s.get(Study, best.study_id).dataset_id)
+        n_windows = int(((dataset.splits if dataset else {}).get("train") or {}).get("windows") or 0)
+    return n_windows > 0 and steps_total(search, n_windows) == steps_total(cfg, n_windows)
 
 
 def _search_checkpoint(engine: Engine, trial_id: int, *, best: bool) -> Optional[Checkpoint]:

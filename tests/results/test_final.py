@@ -4,6 +4,7 @@ with an artifact id, and a second `seqdb train` that trains nothing again."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from seqdb.errors import NotFoundError
 from seqdb.experiment.registry import register_experiment
 from seqdb.project import init_project
 from seqdb.results.best import best_trial
-from seqdb.results.final import ensure_final_trial, final_config, final_training, load_report
+from seqdb.results.final import ensure_final_trial, final_config, final_training, load_report, plan_start
 from seqdb.results.onnx_export import sha256_file
 from seqdb.search.optuna_view import study_spec
 from seqdb.search.study import ensure_study
@@ -158,6 +159,15 @@ def test_train_reuses_the_identical_search_trial_and_continues_it_for_more_epoch
         assert own.sha256 == src_ckpt.sha256 and own.path != src_ckpt.path and Path(own.path).is_file()
         assert curve(final.trial_id) == curve(best.trial_id) and "test_loss" in set(s.execute(sa.select(Metric.name).where(Metric.trial_id == final.trial_id)).scalars())
         search_steps = s.get(Trial, best.trial_id).step
+
+    # the search capped by max_steps: a cap above the epochs' steps never bit (the same run);
+    # a cap that bit makes the final run longer (continue)
+    capped = lambda cap: dataclasses.replace(best, config={**best.config, "training": {**best.config["training"], "max_steps": cap}})  # noqa: E731
+    loose, tight = capped(10 * search_steps), capped(search_steps - 1)
+    assert plan_start(engine, loose, final_config(loose, 1)).how == "reuse"
+    assert "max_steps cap" in plan_start(engine, loose, final_config(loose, 1)).reason
+    assert plan_start(engine, tight, final_config(tight, 1)).how == "continue"
+    assert plan_start(engine, best, final_config(best, 1).model_copy(update={"seed": 99})).how == "train"
 
     said.clear()
     longer = final_training(engine, project, "12k", 1, epochs=3, resamples=50, export=False, say=said.append)
