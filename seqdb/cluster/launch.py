@@ -49,7 +49,13 @@ def launch_slurm(engine: Engine, project: Project, job: SlurmJob, *, dry_run: bo
     if not dry_run:
         names = [p.name for p in plan_studies(engine, project, job.experiment, budgets, horizons)]
     script = write_script(job, Path(project.artifacts_root) / "slurm")
-    job_id = None if dry_run else submit(script, sbatch)
+    if dry_run:
+        return Launched(script, None, names)
+    try:
+        job_id = submit(script, sbatch)
+    except BaseException:
+        script.unlink(missing_ok=True)  # no script left behind that was never submitted
+        raise
     return Launched(script, job_id, names)
 
 

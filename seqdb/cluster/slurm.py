@@ -168,8 +168,8 @@ def submit(script: Path, sbatch: str = "sbatch") -> str:
         raise SeqdbError(f"{sbatch} not found on PATH: submit from a Slurm login node, or use --dry-run to write {script} only")
     proc = subprocess.run([exe, "--parsable", str(script)], capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        raise SeqdbError(f"sbatch {script} failed: {why}")
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1].removeprefix("sbatch: error: ")
+        raise SeqdbError(f"sbatch refused {script}: {why}; check --partition, --time, --gpus-per-worker against `sinfo`")
     return proc.stdout.strip().split(";")[0]
 
 

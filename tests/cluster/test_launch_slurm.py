@@ -79,3 +79,11 @@ def test_gpu_tasks_pin_or_ddp():
     assert worker_command(ddp)[-4:] == ["--device", "cuda", "--ddp", "4"]
     assert "#SBATCH --gres=gpu:4" in render_script(ddp, ROOT)
     assert [time_limit_s(t) for t in ("30", "5:00", "1:00:00", "2-3", "1-0:30", "1-00:00:10")] == [1800, 300, 3600, 183600, 88200, 86410]
+
+
+def test_without_sbatch_nothing_is_left_behind(project, pg_url, monkeypatch, tmp_path):
+    monkeypatch.setenv("SEQDB_DATABASE_URL", pg_url)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no sbatch here
+    result = run_cli_inprocess("--project", str(project), "launch", "slurm", "--workers", "2")
+    assert_one_line_error(result, "sbatch not found on PATH", "--dry-run")
+    assert not list(project.glob("artifacts/slurm/*.sbatch"))

@@ -55,6 +55,10 @@ def test_job_array_runs_the_experiment_and_survives_a_cancelled_task(pg_url, tmp
                                        "--lease-seconds", "10"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         job = out.stdout.split("submitted job array ")[1].split(":")[0]
+        refused = subprocess.run(seqdb_cmd(path, "launch", "slurm", "--workers", "1", "--partition", "nosuch"), cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and refused.stderr.startswith("error: sbatch refused ") and "Invalid partition" in refused.stderr, refused.stderr
+        assert len(list((path / "artifacts" / "slurm").glob("*.sbatch"))) == 1  # the refused script is gone
         assert wait_until(engine, "SELECT COUNT(*) FROM trial t JOIN worker w ON w.current_trial_id = t.trial_id "
                                   "WHERE t.state = 'running' AND t.step > 0 AND w.state = 'running'", 150), _logs(path)
         worker_id, pid, trial_id = _running_worker(engine)
