@@ -1,17 +1,25 @@
 """The real executor: one claimed trial trained by `seqdb.train.trainer.train`.
 
-    config  <- trial.config (a TrialConfig)
-    windows <- the study's prepared dataset (train / val split at the study's horizon)
+    warm_up  <- at worker start, in a background thread: torch, torch.optim (which pulls in
+                torch._dynamo, ~4 s cold), the trainer and a tiny optimizer step, so the
+                first trial pays none of it
+    config   <- trial.config (a TrialConfig)
+    windows  <- the study's prepared dataset (train / val split at the study's horizon),
+                opened once per dataset and kept open across trials
     train(cfg, train, val, DbReporter, checkpoint_dir=<artifacts>/trials/<id>,
           resume_from=<latest registered checkpoint>, device)
-    outcome <- status, best val loss, steps, batch config, objective values
+    outcome  <- status, best val loss, steps, batch config, objective values
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from pathlib import Path
+from typing import Callable
+
 from sqlalchemy.engine import Engine
 
 from seqdb.db.engine import session_scope
@@ -22,10 +30,29 @@ from seqdb.runner.queue import Lease, TrialOutcome
 from seqdb.runner.executor import SetupError, TrialRun
 
 
+log = logging.getLogger("seqdb.runner")
+
+
 class TrainExecutor:
     def __init__(self, artifacts_root: str = "artifacts"):
         self.artifacts_root = artifacts_root
-        self._windows: dict[tuple[int, int], tuple] = {}  # (study_id, horizon) -> (train, val)
+        self._windows: dict[tuple[str, int], tuple] = {}  # (dataset folder, horizon) -> (train, val)
+        self._dataset_of: dict[int, str] = {}  # study_id -> its prepared folder
+        self._warm: threading.Thread | None = None
+
+    def __getstate__(self) -> dict:  # `--workers N` pickles the executor: only its settings travel
+        return {"artifacts_root": self.artifacts_root}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["artifacts_root"])
+
+    def warm_up(self, device: str = "cpu") -> Callable[[], None]:
+        """Start the worker's one-time start-up in a background thread; returns the wait for it
+        (the worker waits before its first claim, so no lease is held while torch loads)."""
+        if self._warm is None:
+            self._warm = threading.Thread(target=warm_up, args=(device,), name="seqdb-warm-up", daemon=True)
+            self._warm.start()
+        return self._warm.join
 
     def pruner(self, engine: Engine, lease: Lease):  # noqa: ANN201
         from seqdb.search.optuna_view import study_spec
@@ -37,17 +64,26 @@ class TrainExecutor:
             return None
         return lambda step, val_loss: should_prune(engine, lease.study_id, lease.trial_id, step, val_loss)
 
-    def windows(self, engine: Engine, study_id: int, horizon: int):  # noqa: ANN201
-        key = (study_id, horizon)
-        if key not in self._windows:
-            from seqdb.data.prepared import open_prepared, resolve_dataset_path
+    def dataset_folder(self, engine: Engine, study_id: int) -> str:
+        """The study's prepared folder (looked up once per study)."""
+        if study_id not in self._dataset_of:
+            from seqdb.data.prepared import resolve_dataset_path
 
             with session_scope(engine, write=False) as s:
                 study = s.get(Study, study_id)
                 dataset = s.get(Dataset, study.dataset_id) if study.dataset_id else None
             if dataset is None:
                 raise DataError(f"study {study_id} has no prepared dataset; run `seqdb data prepare`")
-            prepared = open_prepared(resolve_dataset_path(dataset.path, self.artifacts_root))
+            self._dataset_of[study_id] = str(resolve_dataset_path(dataset.path, self.artifacts_root))
+        return self._dataset_of[study_id]
+
+    def windows(self, engine: Engine, study_id: int, horizon: int):  # noqa: ANN201
+        """(train, validation) windows; the arrays of one dataset stay open across trials and studies."""
+        key = (self.dataset_folder(engine, study_id), horizon)
+        if key not in self._windows:
+            from seqdb.data.prepared import open_prepared
+
+            prepared = open_prepared(key[0])
             self._windows[key] = (prepared.windows("train", horizon), prepared.windows("validation", horizon))
         return self._windows[key]
 
@@ -55,6 +91,8 @@ class TrainExecutor:
         from seqdb.config.trial import TrialConfig
         from seqdb.train.trainer import train
 
+        if self._warm is not None:  # a worker that started the warm-up waits for it here at the latest
+            self._warm.join()
         try:  # a problem here is the setup's, not the trial's: the worker stops, the trial stays runnable
             cfg = TrialConfig.model_validate(run.lease.config)
             train_set, val_set = self.windows(run.engine, run.lease.study_id, cfg.horizon)
@@ -81,6 +119,31 @@ class TrainExecutor:
         if "latency_ms" in names and result.best_checkpoint is not None:
             metrics["latency_ms"] = latency_ms(cfg, Path(result.best_checkpoint), val_set, device)
         return objective_values(metrics, study, trial=trial)
+
+
+def warm_up(device: str = "cpu") -> None:
+    """Everything the first trial would otherwise pay for once: torch and its optimizers
+    (AdamW's first use imports torch._dynamo), the trainer and model modules, a tiny forward /
+    backward / AdamW step with causal attention on `device`, and torch.save. Failures are
+    logged only: the first trial then meets the same problem and reports it properly."""
+    try:
+        import io
+
+        import torch
+        import torch._dynamo  # noqa: F401  (what torch.optim pulls in on first use)
+
+        import seqdb.train.trainer  # noqa: F401  (model, batching, checkpoint, data)
+
+        layer = torch.nn.Linear(8, 8).to(device)
+        optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3, fused=None)
+        x = torch.randn(2, 2, 4, 8, device=device)  # [batch, heads, time, head_dim]
+        y = torch.nn.functional.scaled_dot_product_attention(x, x, x, is_causal=True)
+        layer(y).float().square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        torch.save({"model": layer.state_dict(), "optimizer": optimizer.state_dict()}, io.BytesIO())
+    except Exception as exc:  # noqa: BLE001 - a warm-up must never stop a worker
+        log.warning("warm-up on %s failed (%s); the first trial will pay its start-up", device, exc)
 
 
 def total_steps(cfg, n_windows: int) -> int:  # noqa: ANN001
@@ -113,4 +176,4 @@ def latency_ms(cfg, checkpoint: Path, val_set, device: str, repeats: int = 20) -
     return float(sorted(times[3:])[len(times[3:]) // 2])
 
 
-__all__ = ["TrainExecutor", "latency_ms", "total_steps"]
+__all__ = ["TrainExecutor", "latency_ms", "total_steps", "warm_up"]

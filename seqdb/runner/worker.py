@@ -175,6 +175,8 @@ class WorkerLoop:
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
         s = self.s
+        warm_up = getattr(self.executor, "warm_up", None)  # executor start-up, overlapped with registration
+        ready = warm_up(s.device) if warm_up is not None else (lambda: None)
         handle = with_retry(lambda: q.register_worker(self.engine, device=physical_device(s.device), study_id=s.study_ids[0] if len(s.study_ids) == 1 else None,
                                                        info={"label": s.label, "studies": s.study_ids}), what="register worker")
         summary = WorkerSummary(handle.worker_id)
@@ -185,6 +187,7 @@ class WorkerLoop:
         announcer = threading.Thread(target=self._announce_stop, args=(handle.worker_id,), name="seqdb-stopping", daemon=True)
         announcer.start()
         try:
+            ready()  # before the first claim: no lease is held while the executor starts up
             while not self.stop.is_set() and not self._enough(summary):
                 lease = self._next_lease(handle.worker_id)
                 if lease is None:
