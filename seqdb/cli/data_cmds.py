@@ -22,7 +22,10 @@ def prepare_cmd(
     experiment: str = typer.Option(..., "--experiment", "-e", help="Name of a registered experiment."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Show a progress bar (default: on a terminal)."),
 ) -> None:
-    """Prepare (or find cached) the experiment's dataset: windows, split, maps, statistics."""
+    """Prepare (or find cached) the experiment's dataset: windows, split, maps, statistics.
+
+    Example: seqdb data prepare --experiment sp500
+    """
     import time
 
     from seqdb.data.prepare import STEPS, prepare_dataset
@@ -50,7 +53,10 @@ def sp500_cmd(
     out: Path = typer.Argument(..., help="Output file (.csv, or .parquet by suffix)."),
     yearly: bool = typer.Option(False, "--yearly", help="One sequence per calendar year instead of one long sequence."),
 ) -> None:
-    """Write the S&P 500 daily data shipped with `arch` in seqdb's long format."""
+    """Write the S&P 500 daily data shipped with `arch` in seqdb's long format.
+
+    Example: seqdb data sp500 data/sp500.csv --yearly
+    """
     from seqdb.data.sp500 import write_sp500
 
     frame = write_sp500(out, yearly=yearly)

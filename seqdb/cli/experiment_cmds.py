@@ -41,7 +41,10 @@ def _data_note(config, root: Path) -> str:  # noqa: ANN001
 
 @experiment_app.command("validate")
 def validate_cmd(ctx: typer.Context, file: Path = typer.Argument(..., help="Experiment YAML file.")) -> None:
-    """Check an experiment YAML (schema, and the data file's columns if it exists); writes nothing."""
+    """Check an experiment YAML (schema, and the data file's columns if it exists); writes nothing.
+
+    Example: seqdb experiment validate configs/sp500.yaml
+    """
     from seqdb.experiment.loader import load_experiment
 
     config = load_experiment(file)
@@ -57,7 +60,10 @@ def add_cmd(
     file: Path = typer.Argument(..., help="Experiment YAML file."),
     replace: bool = typer.Option(False, "--replace", help="Replace a same-named experiment with other content (only while it has no study)."),
 ) -> None:
-    """Register an experiment (re-adding the same content is a no-op)."""
+    """Register an experiment (re-adding the same content is a no-op).
+
+    Example: seqdb experiment add configs/sp500.yaml
+    """
     from seqdb.experiment.loader import load_experiment
     from seqdb.experiment.registry import register_experiment
 
@@ -72,7 +78,10 @@ def add_cmd(
 
 @experiment_app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
-    """All registered experiments."""
+    """All registered experiments.
+
+    Example: seqdb experiment list
+    """
     from seqdb.experiment.registry import list_experiments
 
     _, engine = open_db(ctx)
@@ -94,7 +103,10 @@ def show_cmd(
     name: str = typer.Argument(..., help="Experiment name."),
     as_json: bool = typer.Option(False, "--json", help="Print the validated config (defaults filled in) as JSON."),
 ) -> None:
-    """An experiment's YAML as registered, its budgets and its prepared datasets."""
+    """An experiment's YAML as registered, its budgets and its prepared datasets.
+
+    Example: seqdb experiment show sp500 --json
+    """
     from sqlalchemy import select
 
     from seqdb.db.engine import session_scope

@@ -52,7 +52,10 @@ def init(
     ctx: typer.Context,
     path: Path = typer.Argument(..., help="Folder to create (or an existing seqdb project)."),
 ) -> None:
-    """Make a project: configs/, data/, artifacts/, seqdb.yaml and a migrated database."""
+    """Make a project: configs/, data/, artifacts/, seqdb.yaml and a migrated database.
+
+    Example: seqdb init myproj
+    """
     from seqdb.project import init_project
 
     project = init_project(path, database=state(ctx).db)
@@ -61,7 +64,10 @@ def init(
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, revision: str = typer.Option("head", help="Target revision.")) -> None:
-    """Migrate the database to the newest schema revision."""
+    """Migrate the database to the newest schema revision.
+
+    Example: seqdb db upgrade --revision head
+    """
     from seqdb.db.engine import create_engine_for
     from seqdb.db.migrate import upgrade
 
@@ -75,7 +81,10 @@ def db_upgrade(ctx: typer.Context, revision: str = typer.Option("head", help="Ta
 
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
-    """Print the database's schema revision and the newest one this seqdb knows."""
+    """Print the database's schema revision and the newest one this seqdb knows.
+
+    Example: seqdb db current
+    """
     from seqdb.db.migrate import current_revision, head_revision
 
     _, engine = open_db(ctx, check_revision=False)
@@ -86,7 +95,10 @@ def db_current(ctx: typer.Context) -> None:
 
 @app.command()
 def status(ctx: typer.Context) -> None:
-    """Counts of studies and trials by state, and live workers."""
+    """Counts of studies and trials by state, and live workers.
+
+    Example: seqdb status
+    """
     from seqdb.status import collect_status
 
     _, engine = open_db(ctx)

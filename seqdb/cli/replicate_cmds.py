@@ -17,7 +17,10 @@ def replicate_cmd(
     budget: Optional[str] = typer.Option(None, "--budget", help="Only this budget (e.g. 20M; default: every budget)."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per budget (the best trial's seed + 1 .. + SEEDS)."),
 ) -> None:
-    """Add pending trials that rerun each budget's best configuration with new seeds."""
+    """Add pending trials that rerun each budget's best configuration with new seeds.
+
+    Example: seqdb replicate --experiment sp500 --horizon 3 --seeds 3
+    """
     from seqdb.experiment.budgets import parse_budget
     from seqdb.search.replicate import add_replicates
 

@@ -21,7 +21,10 @@ def best(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the result as JSON to this file (best_params.json)."),
 ) -> None:
-    """The best completed trial: architecture, training parameters, batch configuration, loss."""
+    """The best completed trial: architecture, training parameters, batch configuration, loss.
+
+    Example: seqdb best --budget 20M --horizon 3 --json
+    """
     from seqdb.results.best import best_trial, write_json_atomic
 
     _, engine = open_db(ctx)
@@ -67,7 +70,10 @@ def train(
     resamples: int = typer.Option(1000, "--resamples", min=10, help="Bootstrap resamples of the test report."),
     no_export: bool = typer.Option(False, "--no-export", help="Skip the ONNX export."),
 ) -> None:
-    """Final training with the best parameters, test-set report and ONNX export."""
+    """Final training with the best parameters, test-set report and ONNX export.
+
+    Example: seqdb train --budget 20M --horizon 3 --epochs 20
+    """
     from seqdb.results.final import final_training
 
     project, engine = open_db(ctx)
@@ -90,7 +96,10 @@ def report(
     experiment: ExperimentOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """The test-set report of the final model (written by `seqdb train`)."""
+    """The test-set report of the final model (written by `seqdb train`).
+
+    Example: seqdb report --budget 20M --horizon 3
+    """
     from seqdb.results.final import load_report
 
     _, engine = open_db(ctx)
@@ -134,7 +143,10 @@ def infer(
     all_rows: bool = typer.Option(False, "--all-rows", help="One answer per input row instead of one per sequence."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Windows per ONNX Runtime call."),
 ) -> None:
-    """Predictions, probabilities, embeddings or forecasts from an exported model (ONNX Runtime)."""
+    """Predictions, probabilities, embeddings or forecasts from an exported model (ONNX Runtime).
+
+    Example: seqdb infer --model 7 --data data/prompt.csv --autoregress 200 --sample --temperature 0.8
+    """
     from seqdb.results.infer import InferOptions
     from seqdb.results.infer import infer as run_infer
 

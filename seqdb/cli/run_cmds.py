@@ -148,7 +148,10 @@ def stop(
     all_workers: bool = typer.Option(False, "--all", help="Stop every worker running now."),
     reason: str = typer.Option("seqdb stop", "--reason", help="Recorded with the request."),
 ) -> None:
-    """Ask workers to stop: each finishes its step, checkpoints and leaves its trial resumable."""
+    """Ask workers to stop: each finishes its step, checkpoints and leaves its trial resumable.
+
+    Example: seqdb stop --all --reason "host maintenance"
+    """
     from seqdb.runner.queue import request_stop
 
     if (worker is None) == (not all_workers):
@@ -164,7 +167,10 @@ def worker_list(
     ctx: typer.Context,
     all_rows: bool = typer.Option(False, "--all", help="Include stopped and dead workers."),
 ) -> None:
-    """Workers: host, pid, device, state, last seen, current trial."""
+    """Workers: host, pid, device, state, last seen, current trial.
+
+    Example: seqdb worker list --all
+    """
     from seqdb.runner.queue import list_workers
 
     _, engine = open_db(ctx)
@@ -182,7 +188,10 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="A tiny study (tests, a first look): about a minute."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
 ) -> None:
-    """Make a project with the S&P 500 daily data and run a small scaling study on CPU."""
+    """Make a project with the S&P 500 daily data and run a small scaling study on CPU.
+
+    Example: seqdb demo --quick --path /tmp/seqdb-demo
+    """
     from seqdb.app.demo import run_demo
 
     run_demo(path, quick=quick, workers=workers, say=lambda x: console.print(x, markup=False, highlight=False, soft_wrap=isinstance(x, str)))

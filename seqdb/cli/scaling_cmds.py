@@ -101,7 +101,10 @@ def scaling_cmd(
     as_json: bool = AsJson,
 ) -> None:
     """Scaling points per horizon (validation loss of each budget's best trial, seed replicates),
-    the fitted power law with 95% intervals, its flags, and the extrapolation."""
+    the fitted power law with 95% intervals, its flags, and the extrapolation.
+
+    Example: seqdb scaling --experiment sp500 --horizon 3 --at 2B
+    """
     if ctx.invoked_subcommand is not None:
         return
     from seqdb.experiment.budgets import parse_budget
@@ -158,7 +161,10 @@ def fit_cmd(
     at_compute: Optional[float] = typer.Option(None, "--at-compute", help="With --law nd: predict at this compute budget C (FLOPs)."),
     force: bool = Force, as_json: bool = AsJson,
 ) -> None:
-    """Fit a scaling law to the points of a CSV file (the same fit as `seqdb scaling`)."""
+    """Fit a scaling law to the points of a CSV file (the same fit as `seqdb scaling`).
+
+    Example: seqdb scaling fit points.csv --law n --ci bootstrap --at 2B
+    """
     from seqdb.errors import ConfigError
     from seqdb.experiment.budgets import parse_budget
     from seqdb.scaling.fit import fit_points

@@ -29,7 +29,10 @@ def create(
     horizon: HorizonOption,
     experiment: ExperimentOption = None,
 ) -> None:
-    """Create the study (budget, architectures, pending trials); a no-op when it exists."""
+    """Create the study (budget, architectures, pending trials); a no-op when it exists.
+
+    Example: seqdb study create --experiment sp500 --budget 20M --horizon 3
+    """
     from seqdb.search.report import effort_line, summarize
     from seqdb.search.study import ensure_study
 
@@ -46,7 +49,10 @@ def list_cmd(
     ctx: typer.Context,
     experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment's studies."),
 ) -> None:
-    """Every study with its trial counts by state and best value so far."""
+    """Every study with its trial counts by state and best value so far.
+
+    Example: seqdb study list --experiment sp500
+    """
     from seqdb.search.report import list_studies
 
     _, engine = open_db(ctx)
@@ -63,7 +69,10 @@ def list_cmd(
 
 @study_app.command("show")
 def show(ctx: typer.Context, study: str = typer.Argument(..., help="Study id or name (experiment/budget/hH).")) -> None:
-    """Progress by state, best so far, effort spent, and whether effort is equal across budgets."""
+    """Progress by state, best so far, effort spent, and whether effort is equal across budgets.
+
+    Example: seqdb study show sp500/20M/h3
+    """
     from seqdb.search.report import STATES, effort_line, summarize
 
     _, engine = open_db(ctx)
@@ -93,7 +102,10 @@ def trial_list(
     state: Optional[str] = typer.Option(None, "--state", help="Only trials in this state."),
     limit: int = typer.Option(50, "--limit", help="At most this many rows."),
 ) -> None:
-    """A study's trials: state, label, parameter count, best validation loss, searched params."""
+    """A study's trials: state, label, parameter count, best validation loss, searched params.
+
+    Example: seqdb trial list --study sp500/20M/h3 --state completed
+    """
     from seqdb.search.report import STATES, list_trials
 
     if state is not None and state not in STATES:
@@ -117,7 +129,10 @@ def trial_retry(
     study: Optional[str] = typer.Option(None, "--study", help="With --failed: only this study (id or name)."),
 ) -> None:
     """Put failed trials back in the queue: pending again, resumed from their newest checkpoint,
-    metrics, checkpoints and last error kept, a fresh max_attempts."""
+    metrics, checkpoints and last error kept, a fresh max_attempts.
+
+    Example: seqdb trial retry --failed --study sp500/20M/h3
+    """
     from seqdb.runner.requeue import retry_trials
     from seqdb.search.study import get_study
 
@@ -139,7 +154,10 @@ def trial_export(
     output: Optional[Path] = typer.Option(None, "--output", help="Write to this file instead of stdout (--format sequifier: a folder)."),
     fmt: str = typer.Option("json", "--format", help="json, yaml, or sequifier (the toolkit's preprocess and train configs)."),
 ) -> None:
-    """A complete, standalone training config of one trial."""
+    """A complete, standalone training config of one trial.
+
+    Example: seqdb trial export 42 --format sequifier --output sq42
+    """
     from seqdb.search.report import export_trial
 
     if fmt not in ("json", "yaml", "sequifier"):

@@ -43,7 +43,10 @@ def sql_cmd(
     output: Optional[Path] = typer.Option(None, "--output", help="Write the result to FILE instead of the terminal."),
     force: bool = typer.Option(False, "--force", help="Replace --output FILE if it exists."),
 ) -> None:
-    """Run a read-only SELECT over the DuckDB views of the live database."""
+    """Run a read-only SELECT over the DuckDB views of the live database.
+
+    Example: seqdb sql "SELECT horizon, budget, best_val_loss FROM scaling_points" --format csv
+    """
     from seqdb.project import protected_paths
     from seqdb.views.query import check_output, format_for, sql, sql_rows, write_table
 
@@ -79,7 +82,10 @@ def export_cmd(
     output: Path = typer.Option(Path("export"), "--output", help="Folder for <view>.<format> files."),
     fmt: str = typer.Option("parquet", "--format", help="parquet | csv | json."),
 ) -> None:
-    """Export views to Parquet/CSV/JSON files (one file per view)."""
+    """Export views to Parquet/CSV/JSON files (one file per view).
+
+    Example: seqdb export trials scaling_points --format parquet --output exports
+    """
     from seqdb.views.query import export
 
     with _views(ctx) as vc:
@@ -93,7 +99,10 @@ def dashboard_cmd(
     port: int = typer.Option(8501, "--port", help="HTTP port."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
 ) -> None:
-    """Start the Streamlit dashboard over the live database (read-only)."""
+    """Start the Streamlit dashboard over the live database (read-only).
+
+    Example: seqdb dashboard --port 8501
+    """
     project, _ = open_db(ctx)
     env = {**os.environ, ENV_DASHBOARD_DB: project.database_url}
     cmd = [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), "--server.port", str(port),
