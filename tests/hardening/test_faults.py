@@ -149,3 +149,32 @@ def test_classify():
     assert classify(ValueError("x")) is None and classify(RuntimeError("CUDA error")) is None
     assert classify(OSError(errno.ENOSPC, "full")) is not None and classify(PermissionError(errno.EACCES, "no")) is not None
     assert classify(DatabaseError("record result: database unreachable for 120s: x")).outage
+
+
+@dataclass
+class FlakySetupExecutor(SyntheticExecutor):
+    """The first `failures` trial setups hit a dropped database connection."""
+
+    failures: int = 2
+    seen: int = 0
+
+    def __call__(self, run: TrialRun):  # noqa: ANN204
+        from sqlalchemy.exc import OperationalError
+
+        from seqdb.runner.executor import SetupError
+
+        self.seen += 1
+        if self.seen <= self.failures:
+            raise SetupError(OperationalError("SELECT dataset", {}, ConnectionError("server closed the connection unexpectedly")))
+        return super().__call__(run)
+
+
+def test_database_outage_during_setup_backs_off_and_goes_on(engine, db_url, tmp_path):
+    sid = create_synthetic_study(engine, 2)
+    summary = WorkerLoop(_settings(db_url, sid, tmp_path, outage_backoff_s=0.05), FlakySetupExecutor(steps=5),
+                         ask_next=lambda e, s: None).run()
+    assert summary.fault is None and [r.state for r in _trials(engine, sid)] == ["completed", "completed"]
+    assert [r.attempt for r in _trials(engine, sid)] == [0, 0]  # the outage used no attempt
+    gave_up = WorkerLoop(_settings(db_url, create_synthetic_study(engine, 1), tmp_path, outage_backoff_s=0.01, max_outages=2),
+                         FlakySetupExecutor(steps=5, failures=99), ask_next=lambda e, s: None).run()
+    assert gave_up.fault and "server closed the connection" in gave_up.fault
