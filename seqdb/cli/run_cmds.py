@@ -187,14 +187,15 @@ def demo(
     path: Path = typer.Option(Path("seqdb-demo"), "--path", help="Project folder to create (or reuse)."),
     quick: bool = typer.Option(False, "--quick", help="A tiny study (tests, a first look): about a minute."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
+    data: str = typer.Option("stdlib", "--data", help="stdlib: characters of Python's own source files | sp500: S&P 500 daily direction."),
 ) -> None:
-    """Make a project with the S&P 500 daily data and run a small scaling study on CPU.
+    """Make a project with real data (default: Python standard-library text) and run a scaling study on CPU.
 
     Example: seqdb demo --quick --path /tmp/seqdb-demo
     """
     from seqdb.app.demo import run_demo
 
-    run_demo(path, quick=quick, workers=workers, say=lambda x: console.print(x, markup=False, highlight=False, soft_wrap=isinstance(x, str)))
+    run_demo(path, quick=quick, workers=workers, data=data, say=lambda x: console.print(x, markup=False, highlight=False, soft_wrap=isinstance(x, str)))
 
 
 def _check_device(device: str) -> None:
