@@ -38,6 +38,7 @@ class TrainExecutor:
         self.artifacts_root = artifacts_root
         self._windows: dict[tuple[str, int], tuple] = {}  # (dataset folder, horizon) -> (train, val)
         self._dataset_of: dict[int, str] = {}  # study_id -> its prepared folder
+        self._studies: dict[int, Study] = {}  # study_id -> its row (objectives and pruner do not change during a run)
         self._warm: threading.Thread | None = None
 
     def __getstate__(self) -> dict:  # `--workers N` pickles the executor: only its settings travel
@@ -54,13 +55,18 @@ class TrainExecutor:
             self._warm.start()
         return self._warm.join
 
+    def study(self, engine: Engine, study_id: int) -> Study:
+        """The study's row, read once per study (detached)."""
+        if study_id not in self._studies:
+            with session_scope(engine, write=False) as s:
+                self._studies[study_id] = s.get(Study, study_id)
+        return self._studies[study_id]
+
     def pruner(self, engine: Engine, lease: Lease):  # noqa: ANN201
         from seqdb.search.optuna_view import study_spec
         from seqdb.search.pruning import should_prune
 
-        with session_scope(engine, write=False) as s:
-            study = s.get(Study, lease.study_id)
-        if study_spec(study).pruner.name == "none":
+        if study_spec(self.study(engine, lease.study_id)).pruner.name == "none":
             return None
         return lambda step, val_loss: should_prune(engine, lease.study_id, lease.trial_id, step, val_loss)
 
@@ -112,8 +118,9 @@ class TrainExecutor:
     def objectives(self, engine: Engine, lease: Lease, cfg, result, val_set, device: str) -> list[float]:  # noqa: ANN001
         from seqdb.search.study import objective_values
 
+        study = self.study(engine, lease.study_id)
         with session_scope(engine, write=False) as s:
-            study, trial = s.get(Study, lease.study_id), s.get(Trial, lease.trial_id)
+            trial = s.get(Trial, lease.trial_id)
         names = {o["name"] for o in study.objectives}
         metrics = {**result.best_metrics, "val_loss": result.best_val_loss, "tokens_per_s": result.tokens_per_s}
         if "latency_ms" in names and result.best_checkpoint is not None:

@@ -1,6 +1,6 @@
-"""Buffered metric rows: the training loop appends tuples to a list; a background thread writes
-batches (when `max_rows` are waiting, or every `max_age_s`), so logging costs the loop
-almost nothing.
+"""Buffered metric rows: the training loop appends tuples to a list; one background thread per
+process writes each open writer's batch (when `max_rows` are waiting, or once its oldest row
+is `max_age_s` old), so logging costs the loop almost nothing and a new trial starts no thread.
 
 A batch is one transaction that first checks this worker still owns the trial's lease, then
 upserts on the unique (trial_id, name, step) index: a batch re-sent after a lost connection
@@ -93,8 +93,47 @@ def _begin(engine: Engine):  # noqa: ANN202
     return engine.execution_options(sqlite_begin="IMMEDIATE").begin() if is_sqlite(engine) else engine.begin()
 
 
+class _Flusher:
+    """The process's one flushing thread: every open writer whose batch is due gets flushed."""
+
+    def __init__(self) -> None:
+        self._writers: set = set()
+        self._lock = threading.Lock()
+        self.wake = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, writer: "MetricWriter") -> None:
+        with self._lock:
+            self._writers.add(writer)
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+                self._thread = threading.Thread(target=self._loop, name="seqdb-metrics", daemon=True)
+                self._thread.start()
+
+    def remove(self, writer: "MetricWriter") -> None:
+        with self._lock:
+            self._writers.discard(writer)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                writers = list(self._writers)
+            # no wake-up per new writer (a GIL hand-off would cost the new trial up to 5 ms):
+            # a new writer's age is looked at within 0.5 s
+            self.wake.wait(min([w.max_age_s / 2 for w in writers] + [0.5]))
+            self.wake.clear()
+            for writer in writers:
+                if writer.due():
+                    try:
+                        writer.flush()
+                    except Exception as exc:  # noqa: BLE001 - the writer's final flush in close() reports it
+                        log.warning("metric flush of trial %s: %s", writer.lease.trial_id, exc)
+
+
+_FLUSHER = _Flusher()
+
+
 class MetricWriter:
-    """Metric rows of one lease, buffered and flushed in batches by a background thread."""
+    """Metric rows of one lease, buffered and flushed in batches by the process's flusher."""
 
     def __init__(self, engine: Engine, lease: Lease, *, max_rows: int = 2000, max_age_s: float = 2.0):
         self.engine, self.lease = engine, lease
@@ -102,12 +141,10 @@ class MetricWriter:
         self.rows_written = 0
         self.lost = threading.Event()  # set when a flush found the lease gone
         self._rows: list[Row] = []
-        self._lock = threading.Lock()  # guards _rows
+        self._oldest = 0.0  # monotonic time of the oldest buffered row
+        self._lock = threading.Lock()  # guards _rows, _oldest
         self._flush_lock = threading.Lock()  # one flush at a time
-        self._wake = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, name=f"metrics-{lease.trial_id}", daemon=True)
-        self._thread.start()
+        _FLUSHER.add(self)
 
     def add(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
         """Buffer one step's metrics. None and NaN are skipped: SQLite has no NaN (it would be
@@ -115,10 +152,18 @@ class MetricWriter:
         now, step, epoch = time.time(), int(step), int(epoch)
         rows = [(step, epoch, str(k)[:64], float(v), now) for k, v in metrics.items() if v is not None and v == v]
         with self._lock:
+            if not self._rows:
+                self._oldest = time.monotonic()
             self._rows.extend(rows)
             full = len(self._rows) >= self.max_rows
         if full:
-            self._wake.set()
+            _FLUSHER.wake.set()
+
+    def due(self) -> bool:
+        """A batch is due: `max_rows` waiting, or the oldest row `max_age_s` old."""
+        with self._lock:
+            n, oldest = len(self._rows), self._oldest
+        return n >= self.max_rows or (n > 0 and time.monotonic() - oldest >= self.max_age_s)
 
     def flush(self) -> bool:
         """Write everything buffered now. False when the lease is lost (the rows are dropped).
@@ -149,27 +194,14 @@ class MetricWriter:
             return len(self._rows)
 
     def close(self, *, flush: bool = True, deadline_s: float = 60.0) -> bool:
-        """Stop the thread; with `flush`, keep flushing until the buffer is empty (retrying
+        """Leave the flusher; with `flush`, keep flushing until the buffer is empty (retrying
         through a lost connection for up to `deadline_s`)."""
-        self._closed = True
-        self._wake.set()
-        self._thread.join()
+        _FLUSHER.remove(self)
         end = time.monotonic() + deadline_s
         while flush and self.pending() and not self.lost.is_set() and time.monotonic() < end:
             if self.flush() and self.pending():
                 time.sleep(0.2)
         return not self.lost.is_set() and self.pending() == 0
-
-    def _loop(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.max_age_s)
-            self._wake.clear()
-            if self._closed:
-                return
-            try:
-                self.flush()
-            except Exception as exc:  # noqa: BLE001 - the main thread's final flush reports it
-                log.warning("metric flush of trial %s: %s", self.lease.trial_id, exc)
 
 
 def _dedupe(rows: list[Row]) -> list[Row]:
