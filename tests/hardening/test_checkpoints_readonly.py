@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import torch
 
 from seqdb.config.trial import ModelConfig, TrainingConfig, TrialConfig
@@ -135,7 +136,7 @@ def test_same_yaml_same_model_on_both_backends(tmp_path, pg_url):
     from seqdb.search.study import ensure_study
 
     exp = demo_experiment(quick=True)
-    exp["name"], exp["budgets"] = "order-exp", ["10k"]
+    exp["name"], exp["budgets"], exp["max_attempts"] = "order-exp", ["10k"], 7
     # columns whose names JSONB would reorder (it sorts keys by length, then bytes)
     exp["data"]["columns"] = {"weekday": "categorical", "log_volume_change": "real", "log_range": "real", "log_return": "real"}
     shapes = {}
@@ -144,6 +145,8 @@ def test_same_yaml_same_model_on_both_backends(tmp_path, pg_url):
         study = ensure_study(engine, project, exp["name"], "10k", 1)
         lease = q.claim_trial(engine, q.register_worker(engine).worker_id, [study.study_id])
         cfg = TrialConfig.model_validate(lease.config)
+        with engine.connect() as c:  # the experiment's max_attempts reached the trial rows
+            assert c.execute(sa.text("SELECT DISTINCT max_attempts FROM trial")).scalars().all() == [7]
         torch.manual_seed(0)
         model = CausalTransformer(cfg.model, cfg.data)
         shapes[backend] = ([c.name for c in cfg.data.inputs], [(n, tuple(p.shape)) for n, p in model.named_parameters()])
