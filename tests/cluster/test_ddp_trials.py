@@ -1,6 +1,7 @@
 """`seqdb run --ddp 2` on CPU (gloo): rank 0 alone claims, heartbeats and records; both
-ranks train every trial and share rank 0's checkpoints; a kill of either rank leaves the
-trial resumable and the next `seqdb run --ddp 2` finishes it from its last checkpoint."""
+ranks train every trial and share rank 0's checkpoints; a preemption (SIGTERM) or a kill of
+either rank leaves the trial resumable and the next `seqdb run --ddp 2` resumes it from its
+last checkpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.cluster.real import make_project, metric_steps, registered_steps, start_run, tiny_experiment, trials, wait_until, workers
 
-MAX_STEPS = 20
+MAX_STEPS = 30
 
 
 def rank_pids(parent: int) -> dict[int, int]:
@@ -47,18 +48,27 @@ def test_a_killed_rank_leaves_the_trial_resumable(pg_url, tmp_path):
     path, log = tmp_path / "proj", tmp_path / "run.log"
     _, engine = make_project(path, pg_url, tiny_experiment("ddp", max_steps=MAX_STEPS))
 
+    # preempted (SIGTERM to `seqdb run`): both ranks stop after the same step, rank 0 checkpoints, exit 0
+    proc = start_run(path, pg_url, "--ddp", "2", log=log)
+    assert wait_until(engine, "SELECT COUNT(*) FROM checkpoint WHERE step > 0", 180, proc), log.read_text()[-3000:]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    (p,) = trials(engine)
+    assert (p.state, p.attempt) == ("stopped", 0) and p.step == max(registered_steps(engine, p.trial_id)), p
+
     # rank 1 dies mid-trial: rank 0 hands the trial back at its last checkpoint, no attempt used
-    rc = _kill_rank(path, pg_url, engine, 1, "SELECT COUNT(*) FROM checkpoint WHERE step > 0", log)
+    rc = _kill_rank(path, pg_url, engine, 1, f"SELECT COUNT(*) FROM checkpoint WHERE step > {p.step}", log)
     assert rc != 0 and "error: DDP worker: rank 1 killed by SIGKILL" in log.read_text(), log.read_text()[-3000:]
     (t,) = trials(engine)
     assert (t.state, t.attempt) == ("stopped", 0) and 0 < t.step == max(registered_steps(engine, t.trial_id)), t
-    assert [(w["state"], w["device"], w["info"]["label"]) for w in workers(engine)] == [("stopped", "cpu", "ddp2")]  # rank 0 alone
+    assert [(w["state"], w["device"], w["info"]["label"]) for w in workers(engine)] == [("stopped", "cpu", "ddp2")] * 2  # rank 0 alone
 
     # both ranks resume from rank 0's checkpoint; then rank 0 dies: its lease runs out
     resumed = f"SELECT COUNT(*) FROM metric WHERE name = 'train_loss' AND step > {t.step}"
     rc = _kill_rank(path, pg_url, engine, 0, resumed, log)
     assert rc != 0 and "rank 0 killed by SIGKILL" in log.read_text() and f"resuming at step {t.step}" in log.read_text()
-    assert (trials(engine)[0].state, trials(engine)[0].attempt) == ("running", 0)
+    (k,) = trials(engine)
+    assert (k.state, k.attempt) == ("running", 0) and k.step >= t.step, k
 
     # the next run reaps the expired lease (one attempt: a crash) and finishes from the checkpoint
     final = start_run(path, pg_url, "--ddp", "2", log=log)
@@ -66,5 +76,5 @@ def test_a_killed_rank_leaves_the_trial_resumable(pg_url, tmp_path):
     (done,) = trials(engine)
     assert (done.state, done.attempt, done.step) == ("completed", 1, MAX_STEPS), done
     assert metric_steps(engine, done.trial_id) == (MAX_STEPS, 1, MAX_STEPS)  # rank 0 alone reports, each step once
-    assert log.read_text().count(f"resuming at step {t.step}") == 2
+    assert f"resuming at step {k.step} (attempt 1)" in log.read_text(), log.read_text()[-3000:]
     engine.dispose()
