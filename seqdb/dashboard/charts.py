@@ -76,6 +76,10 @@ def best_so_far_figure(df: pd.DataFrame, height: int = 380) -> go.Figure:
     """Every study of an experiment: best completed validation loss so far against finish time.
     df: study, finished_at, best_val_loss (completed trials)."""
     df = df.sort_values(["study", "finished_at"]).assign(best=lambda d: d.groupby("study").best_val_loss.cummin())
+    # a step line needs only the trials that improved it, and each study's last trial (10k trials: ~100 points)
+    improved = df.best < df.groupby("study").best.shift(fill_value=float("inf"))
+    last = ~df.study.duplicated(keep="last")
+    df = df[improved | last]
     fig = px.line(df, x="finished_at", y="best", color="study", line_shape="hv", markers=len(df) <= 300,
                   labels={"best": "best validation loss so far", "finished_at": "finished at"})
     return _legend_right(fig, height)

@@ -32,6 +32,7 @@ SHOTS = ROOT / "artifacts" / "dashboard"
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PAGES = {  # url path (and query) -> (title, text that must appear)
     "scaling?experiment=scale": ("Scaling", "95% intervals"),
+    "compute?experiment=scale": ("Compute", "tokens"),
     "studies": ("Studies", "live workers"),
     "history?experiment=hp": ("History", "contour: the loss over two searched parameters"),
     "trials": ("Trials", "learning curves"),

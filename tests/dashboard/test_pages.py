@@ -106,8 +106,8 @@ def test_every_page(app, seeded_db):
     losses = [f for f in charts(at) if f["layout"]["yaxis"]["title"]["text"] == "losses (log)"][0]
     assert len(losses["data"]) == 6 * 2  # the best trial of each budget x horizon, train_loss and val_loss
 
-    open_page(at, "importance")
-    assert len(at.get("plotly_chart")) == 2 or "Importance needs" in texts(at)
+    open_page(at, "importance")  # two completed trials per study of `scale`
+    assert "Importance needs at least 3 completed trials" in texts(at) and len(at.get("plotly_chart")) == 1
 
     open_page(at, "pareto")
     assert "No multi-objective study in scale" in texts(at)  # the filter applies
@@ -169,6 +169,16 @@ def test_history_best_so_far_slice_and_contour(app, seeded_db):
     assert contour["layout"]["xaxis"]["title"]["text"] == "d_model" and contour["layout"]["yaxis"]["title"]["text"] == "dropout"
     open_page(at, "history", experiment="scale")  # scale's completed trials vary the learning rate only
     assert len(charts(at)) == 3 and "varies only learning_rate" in texts(at)
+
+
+def test_importance(app):
+    at = open_page(app, "importance", experiment="hp")
+    bars, _ = charts(at)
+    assert set(values(bars["data"][0]["y"])) == {"learning_rate", "d_model", "dropout"}
+    assert "fANOVA over 8 of 8 completed trials" in texts(at)
+    at.radio[0].set_value("ped_anova").run()
+    assert not at.exception and "PED-ANOVA over 8 of 8 completed trials" in texts(at)
+    assert sum(values(charts(at)[0]["data"][0]["x"])) == pytest.approx(1.0)  # importances are shares
 
 
 def test_workers_and_auto_refresh(app, seeded_db):
