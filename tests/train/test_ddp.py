@@ -75,3 +75,36 @@ def test_under_torchrun(tmp_path):
     assert rank0["world"] == 2 and rank0["device"] == "cpu" and rank0["status"] == "completed"
     for (_s, a), (_t, b) in zip(single["val"], rank0["val"], strict=True):
         assert b == pytest.approx(a, rel=1e-5)
+
+
+def _resume_worker(rank: int, world: int, tmp: str) -> None:
+    """Both ranks: stop after step 2 (rank 0's decision), then resume from the checkpoint rank
+    0 wrote in the shared folder and train to the end."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/pg-resume", rank=rank, world_size=world)
+    try:
+        train_set, val_set, shared = make_windows(4, 40, 8, seed=0), make_windows(2, 40, 8, seed=1), Path(tmp) / "shared"
+        first = train(_cfg(), train_set, val_set, MemoryReporter(stop_after_step=2), checkpoint_dir=shared)
+        ckpt = sorted(shared.glob("*.pt"))[-1] if rank == 0 else None
+        path = [str(ckpt) if ckpt else None]
+        dist.broadcast_object_list(path, src=0)
+        rep = MemoryReporter()
+        res = train(_cfg(), train_set, val_set, rep, checkpoint_dir=shared, resume_from=Path(path[0]))
+        out = {"stopped": [first.status, first.step], "status": res.status, "val": rep.series("val_loss"), "train": rep.series("train_loss")}
+        Path(tmp, f"resume{rank}.json").write_text(json.dumps(out))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_two_gloo_processes_resume_from_rank_zeros_checkpoint(tmp_path):
+    """Every rank restores the one checkpoint rank 0 wrote: the resumed DDP run continues
+    exactly where the uninterrupted single-process run is at the same step."""
+    single = _run(tmp_path / "single")
+    mp.start_processes(_resume_worker, args=(2, str(tmp_path)), nprocs=2, join=True, start_method="fork")
+    rank0 = json.loads((tmp_path / "resume0.json").read_text())
+    assert rank0["stopped"] == ["stopped", 2] and rank0["status"] == "completed"
+    assert [s for s, _ in rank0["train"]] == [3, 4]
+    for (s, a), (t, b) in zip(single["train"][2:], rank0["train"], strict=True):
+        assert s == t and b == pytest.approx(a, rel=1e-5)
+    assert rank0["val"][-1][1] == pytest.approx(single["val"][-1][1], rel=1e-5)
