@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import multiprocessing as mp
 import os
 import random
@@ -58,6 +57,14 @@ def new_database(kind: str, tmp: Path) -> str:
     upgrade(engine)
     engine.dispose()
     return url
+
+
+def new_empty_pg_database(prefix: str) -> str:
+    """A database of its own on the same server (a peer creates its own schema)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(url: str) -> None:
@@ -199,26 +206,31 @@ def bench_seqdb_metrics(url: str, n_rows: int) -> float:
     return n_rows / took
 
 
-def bench_mlflow(tmp: Path, n_rows: int) -> float:
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
+MLFLOW_PYTHON = os.environ.get("MLFLOW_PYTHON", "/work/peers/mlflow-venv/bin/python")
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
-    exp = client.create_experiment(f"bench-{uuid.uuid4().hex[:6]}", artifact_location=str(tmp / "mlruns"))
-    run = client.create_run(exp)
-    names = [f"m{i}" for i in range(10)]
-    t0 = time.perf_counter()
-    batch: list = []
-    for step in range(n_rows // 10):
-        now = int(time.time() * 1000)
-        batch += [Metric(n, 0.001 * step, now, step) for n in names]
-        if len(batch) >= 1000:  # MLflow's per-call limit
-            client.log_batch(run.info.run_id, metrics=batch)
-            batch = []
-    if batch:
-        client.log_batch(run.info.run_id, metrics=batch)
-    return n_rows / (time.perf_counter() - t0)
+
+def bench_mlflow(tmp: Path, n_rows: int, store: str) -> float:
+    """MLflow log_batch rows/s into its SQLite store or its own Postgres database, run in the
+    interpreter that has MLflow (MLFLOW_PYTHON; `pip install mlflow psycopg[binary]` there)."""
+    import json
+    import subprocess
+
+    pg = None
+    if store == "sqlite":
+        uri = f"sqlite:///{tmp / f'mlflow-{uuid.uuid4().hex[:6]}.db'}"
+    else:
+        pg = new_empty_pg_database("mlflow_bench")
+        uri = pg.replace("postgresql://", "postgresql+psycopg://", 1)
+    python = MLFLOW_PYTHON if Path(MLFLOW_PYTHON).exists() else sys.executable
+    try:
+        out = subprocess.run([python, str(Path(__file__).with_name("peer_mlflow.py")), uri, str(n_rows), str(tmp / "mlruns")],
+                             capture_output=True, text=True, timeout=1800)
+    finally:
+        if pg is not None:
+            drop_database(pg)
+    if out.returncode != 0:
+        raise SystemExit(f"error: MLflow ({python}) failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["rows_per_s"]
 
 
 # ------------------------------------------------------------------------------ 4. kill soak
@@ -288,57 +300,77 @@ def main() -> None:
     ap.add_argument("--mlflow-rows", type=int, default=20_000)
     ap.add_argument("--soak-kills", type=int, default=200)
     ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--parts", default="claims,overhead,metrics,soak", help="comma-separated subset to run")
     args = ap.parse_args()
     backends = ["sqlite"] + ([] if args.skip_postgres else ["postgres"])
     workers = [int(w) for w in args.workers.split(",")]
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        claims = Table(title=f"claims/s ({args.trials} trials; claim + finish each) vs Optuna RDB ask + tell")
-        for col in ("backend", "workers", "seqdb claims/s", "duplicates", "optuna ask+tell/s", "ratio"):
-            claims.add_column(col, justify="right")
-        for backend in backends:
-            for n in workers:
-                url = new_database(backend, tmp)
-                rate, dup = bench_claims(url, n, args.trials)
-                orate = bench_optuna(url, n, min(args.trials, 600))
-                drop_database(url)
-                claims.add_row(backend, str(n), f"{rate:,.0f}", str(dup), f"{orate:,.0f}", f"{rate / orate:.1f}x")
-                console.print(f"  {backend} x{n}: {rate:,.0f} claims/s, optuna {orate:,.0f}/s")
-        console.print(claims)
+        if "claims" in parts:
+            run_claims(args, backends, workers, tmp)
+        if "overhead" in parts:
+            run_overhead(backends, tmp)
+        if "metrics" in parts:
+            run_metrics(args, backends, tmp)
+        if args.soak_kills and "soak" in parts:
+            run_soak(args, backends, tmp)
+    console.print(f"load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
-        over = Table(title="per-trial overhead of the worker loop (median ms)")
-        for col in ("backend", "claim -> first step", "last step -> next claim"):
-            over.add_column(col, justify="right")
-        for backend in backends:
+
+def run_claims(args, backends: list[str], workers: list[int], tmp: Path) -> None:  # noqa: ANN001
+    claims = Table(title=f"claims/s ({args.trials} trials; claim + finish each) vs Optuna RDB ask + tell")
+    for col in ("backend", "workers", "seqdb claims/s", "duplicates", "optuna ask+tell/s", "ratio"):
+        claims.add_column(col, justify="right")
+    for backend in backends:
+        for n in workers:
             url = new_database(backend, tmp)
-            a, b = bench_overhead(url, tmp)
+            rate, dup = bench_claims(url, n, args.trials)
+            orate = bench_optuna(url, n, min(args.trials, 600))
             drop_database(url)
-            over.add_row(backend, f"{a:.1f}", f"{b:.1f}")
-        console.print(over)
+            claims.add_row(backend, str(n), f"{rate:,.0f}", str(dup), f"{orate:,.0f}", f"{rate / orate:.1f}x")
+            console.print(f"  {backend} x{n}: {rate:,.0f} claims/s, optuna {orate:,.0f}/s")
+    console.print(claims)
 
-        mt = Table(title="metric rows/s into the database")
-        for col in ("writer", "rows", "rows/s", "vs MLflow"):
-            mt.add_column(col, justify="right")
-        mlflow_rate = bench_mlflow(tmp, args.mlflow_rows)
-        for backend in backends:
-            url = new_database(backend, tmp)
-            rate = bench_seqdb_metrics(url, args.metric_rows)
-            drop_database(url)
-            mt.add_row(f"seqdb MetricWriter ({backend})", f"{args.metric_rows:,}", f"{rate:,.0f}", f"{rate / mlflow_rate:.0f}x")
-        mt.add_row("MLflow log_batch (SQLite store)", f"{args.mlflow_rows:,}", f"{mlflow_rate:,.0f}", "1x")
-        console.print(mt)
 
-        if args.soak_kills:
-            st = Table(title=f"kill soak (SIGKILL at random instants, {args.soak_kills} kills)")
-            for col in ("backend", "kills", "s", "trials", "completed", "finished twice", "resumed claims", "all steps", "metrics"):
-                st.add_column(col, justify="right")
-            for backend in backends:
-                url = new_database(backend, tmp)
-                r = bench_soak(url, tmp, args.soak_kills)
-                drop_database(url)
-                st.add_row(backend, str(r["kills"]), f"{r['seconds']:.0f}", str(r["trials"]), str(r["completed"]), str(r["finished_twice"]),
-                           str(r["resumed"]), f"{r['full_step_count']}/{r['trials']}", "complete" if r["metrics_ok"] else "MISSING")
-            console.print(st)
+def run_overhead(backends: list[str], tmp: Path) -> None:
+    over = Table(title="per-trial overhead of the worker loop (median ms)")
+    for col in ("backend", "claim -> first step", "last step -> next claim"):
+        over.add_column(col, justify="right")
+    for backend in backends:
+        url = new_database(backend, tmp)
+        a, b = bench_overhead(url, tmp)
+        drop_database(url)
+        over.add_row(backend, f"{a:.1f}", f"{b:.1f}")
+    console.print(over)
+
+
+def run_metrics(args, backends: list[str], tmp: Path) -> None:  # noqa: ANN001
+    mt = Table(title="metric rows/s into the database (10 names per step), vs MLflow log_batch on the same store kind")
+    for col in ("store", "seqdb MetricWriter rows/s", "MLflow log_batch rows/s", "ratio"):
+        mt.add_column(col, justify="right")
+    for backend in backends:
+        mlflow_rate = bench_mlflow(tmp, args.mlflow_rows, backend)
+        url = new_database(backend, tmp)
+        rate = bench_seqdb_metrics(url, args.metric_rows)
+        drop_database(url)
+        mt.add_row(backend, f"{rate:,.0f} ({args.metric_rows:,} rows)", f"{mlflow_rate:,.0f} ({args.mlflow_rows:,} rows)",
+                   f"{rate / mlflow_rate:.1f}x")
+        console.print(f"  metrics {backend}: seqdb {rate:,.0f}/s, mlflow {mlflow_rate:,.0f}/s")
+    console.print(mt)
+
+
+def run_soak(args, backends: list[str], tmp: Path) -> None:  # noqa: ANN001
+    st = Table(title=f"kill soak (SIGKILL at random instants, {args.soak_kills} kills)")
+    for col in ("backend", "kills", "s", "trials", "completed", "finished twice", "resumed claims", "all steps", "metrics"):
+        st.add_column(col, justify="right")
+    for backend in backends:
+        url = new_database(backend, tmp)
+        r = bench_soak(url, tmp, args.soak_kills)
+        drop_database(url)
+        st.add_row(backend, str(r["kills"]), f"{r['seconds']:.0f}", str(r["trials"]), str(r["completed"]), str(r["finished_twice"]),
+                   str(r["resumed"]), f"{r['full_step_count']}/{r['trials']}", "complete" if r["metrics_ok"] else "MISSING")
+    console.print(st)
 
 
 if __name__ == "__main__":

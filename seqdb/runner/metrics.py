@@ -7,9 +7,13 @@ upserts on the unique (trial_id, name, step) index: a batch re-sent after a lost
 is idempotent, a resumed attempt that redoes steps overwrites the values of the attempt that
 died, and a worker that lost its lease writes nothing more.
 
-    Postgres: COPY the batch (text format, built in one string) into a temporary staging
-              table, then one INSERT … SELECT … ON CONFLICT from it;
-    SQLite:   one executemany of plain tuples through the driver.
+    Postgres: a batch of new steps (the common case: every step above the highest one the
+              trial already has, per name) is COPYed straight into `metric` (text format,
+              built in one string); any other batch (a resumed attempt redoing steps, a
+              re-flush after a lost answer) is COPYed into a temporary staging table and
+              moved with one INSERT … SELECT … ON CONFLICT. A COPY that meets an existing row
+              after all is rolled back and redone the second way.
+    SQLite:   one executemany of plain tuples (an upsert) through the driver.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from seqdb.db.engine import is_sqlite
 from seqdb.runner.queue import Lease, owns_lease
@@ -30,13 +34,17 @@ from seqdb.runner.retry import is_transient, log
 Row = tuple  # (step, epoch, name, value, time): the trial is the writer's
 
 # Postgres: a per-connection staging table, emptied at every commit. COPY fills it (no
-# per-row parameters, no array encoding), the upsert moves it into `metric`.
+# per-row parameters, no array encoding), the upsert moves it into `metric`. Only batches that
+# may meet stored rows take this way; new steps are COPYed straight into `metric`.
 PG_STAGE = """
     CREATE TEMPORARY TABLE IF NOT EXISTS seqdb_metric_stage (
         step integer, epoch integer, name varchar(64), value double precision, time double precision
     ) ON COMMIT DELETE ROWS
 """
 PG_COPY = "COPY seqdb_metric_stage (step, epoch, name, value, time) FROM STDIN"
+PG_COPY_DIRECT = "COPY metric (trial_id, step, epoch, name, value, time) FROM STDIN"
+# The highest stored step per metric name of one trial (read once per writer).
+HIGH_STEPS = sa.text("SELECT name, max(step) AS step FROM metric WHERE trial_id = :trial_id GROUP BY name")
 # A conflict on (trial_id, name, step) keeps the newest value.
 PG_MERGE = sa.text(
     """
@@ -67,16 +75,32 @@ def _copy_float(value: float) -> str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")  # write_metrics_once may pass NaN
 
 
-def _pg_write(conn: Connection, trial_id: int, rows: list[Row]) -> None:
-    """COPY `rows` into the staging table and upsert them into `metric` (caller's transaction)."""
-    dbapi = conn.connection.driver_connection
-    if not conn.connection.info.get("seqdb_metric_stage"):
-        conn.exec_driver_sql(PG_STAGE)
-        conn.connection.info["seqdb_metric_stage"] = True
+def _copy_lines(rows: list[Row], prefix: str = "") -> str:
     names: dict[str, str] = {}
-    lines = [f"{s}\t{e}\t{names.get(n) or names.setdefault(n, _copy_text(n))}\t{_copy_float(v)}\t{t!r}\n" for s, e, n, v, t in rows]
-    with dbapi.cursor().copy(PG_COPY) as copy:
-        copy.write("".join(lines))
+    return "".join([f"{prefix}{s}\t{e}\t{names.get(n) or names.setdefault(n, _copy_text(n))}\t{_copy_float(v)}\t{t!r}\n"
+                    for s, e, n, v, t in rows])
+
+
+def _copy(conn: Connection, statement: str, text: str) -> None:
+    """COPY … FROM STDIN through the driver; its errors become SQLAlchemy's (IntegrityError,
+    OperationalError, …) so that callers and the retry logic see one kind."""
+    import psycopg
+
+    try:
+        with conn.connection.driver_connection.cursor().copy(statement) as copy:
+            copy.write(text)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error, dialect=conn.dialect) from exc
+
+
+def _pg_write(conn: Connection, trial_id: int, rows: list[Row], *, new: bool) -> None:
+    """`new`: COPY straight into `metric`; else COPY into the staging table and upsert from it
+    (caller's transaction)."""
+    if new:
+        _copy(conn, PG_COPY_DIRECT, _copy_lines(rows, f"{int(trial_id)}\t"))
+        return
+    conn.exec_driver_sql(PG_STAGE)  # every time: a rolled-back transaction takes a new temp table with it
+    _copy(conn, PG_COPY, _copy_lines(rows))
     conn.execute(PG_MERGE, {"trial_id": trial_id})
 
 
@@ -84,9 +108,18 @@ def _sqlite_write(conn: Connection, trial_id: int, rows: list[Row]) -> None:
     conn.exec_driver_sql(SQLITE_UPSERT, [(trial_id, *row) for row in rows])
 
 
-def write_rows(conn: Connection, trial_id: int, rows: list[Row]) -> None:
-    """Upsert `rows` of one trial inside the caller's write transaction (no lease check)."""
-    (_sqlite_write if conn.dialect.name == "sqlite" else _pg_write)(conn, trial_id, _dedupe(rows))
+def write_rows(conn: Connection, trial_id: int, rows: list[Row], *, new: bool = False) -> None:
+    """Upsert `rows` of one trial inside the caller's write transaction (no lease check).
+    `new` promises that no row exists yet (Postgres then COPYs them straight in)."""
+    if conn.dialect.name == "sqlite":
+        _sqlite_write(conn, trial_id, _dedupe(rows))
+    else:
+        _pg_write(conn, trial_id, _dedupe(rows), new=new)
+
+
+def _above(high: dict[str, int], rows: list[Row]) -> bool:
+    """Every row's step is above the highest stored step of its name."""
+    return all(step > high.get(name, -1) for step, _, name, _, _ in rows)
 
 
 def _begin(engine: Engine):  # noqa: ANN202
@@ -144,6 +177,7 @@ class MetricWriter:
         self._oldest = 0.0  # monotonic time of the oldest buffered row
         self._lock = threading.Lock()  # guards _rows, _oldest
         self._flush_lock = threading.Lock()  # one flush at a time
+        self._high: Optional[dict[str, int]] = None  # per name, the highest step stored (Postgres; read at the first flush)
         _FLUSHER.add(self)
 
     def add(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
@@ -174,20 +208,38 @@ class MetricWriter:
             if not rows or self.lost.is_set():
                 return not self.lost.is_set()
             try:
-                with _begin(self.engine) as conn:
-                    if not owns_lease(conn, self.lease):
-                        self.lost.set()
-                        return False
-                    write_rows(conn, self.lease.trial_id, rows)
+                try:
+                    written = self._write(rows, trust_high=True)
+                except IntegrityError:  # a row thought new was there after all: upsert the batch
+                    written = self._write(rows, trust_high=False)
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise
                 with self._lock:
                     self._rows[:0] = rows
+                self._high = None  # the failed commit may have landed: read the stored steps again
                 log.warning("metric flush of trial %s failed (%s); will retry", self.lease.trial_id, type(exc).__name__)
                 return True
-            self.rows_written += len(rows)
-            return True
+            if written:
+                self.rows_written += len(rows)
+            return written
+
+    def _write(self, rows: list[Row], *, trust_high: bool) -> bool:
+        """One lease-guarded transaction; False (nothing written) when the lease is lost."""
+        with _begin(self.engine) as conn:
+            if not owns_lease(conn, self.lease):
+                self.lost.set()
+                return False
+            sqlite = conn.dialect.name == "sqlite"
+            if not sqlite and self._high is None:
+                self._high = {r.name: r.step for r in conn.execute(HIGH_STEPS, {"trial_id": self.lease.trial_id})}
+            new = trust_high and not sqlite and _above(self._high, rows)
+            write_rows(conn, self.lease.trial_id, rows, new=new)
+        if self._high is not None:
+            for step, _, name, _, _ in rows:
+                if step > self._high.get(name, -1):
+                    self._high[name] = step
+        return True
 
     def pending(self) -> int:
         with self._lock:

@@ -57,3 +57,36 @@ def test_a_writer_that_lost_its_lease_writes_nothing(engine):
     writer.add(1, 0, {"loss": 1.0})
     assert not writer.close() and writer.lost.is_set()
     assert _metrics(engine, lease.trial_id) == {}
+
+
+def test_a_resumed_attempt_redoing_steps_overwrites_them(engine):
+    """Steps at or below the stored ones go through the upsert; later ones straight in."""
+    sid = create_synthetic_study(engine, 1)
+    lease = q.claim_trial(engine, q.register_worker(engine).worker_id, [sid])
+    first = MetricWriter(engine, lease, max_age_s=60)
+    for step in range(1, 11):
+        first.add(step, 0, {"loss": 1.0, "lr": 0.1})
+    assert first.close()
+    second = MetricWriter(engine, lease, max_age_s=60)  # the next attempt resumed from step 6
+    for step in range(6, 9):
+        second.add(step, 1, {"loss": 2.0})
+    assert second.flush()
+    for step in range(9, 16):
+        second.add(step, 1, {"loss": 3.0})
+    assert second.close()
+    got = _metrics(engine, lease.trial_id)
+    assert [got[("loss", s)] for s in (5, 6, 8, 9, 15)] == [(0, 1.0), (1, 2.0), (1, 2.0), (1, 3.0), (1, 3.0)]
+    assert len(got) == 15 + 10
+
+
+def test_a_batch_wrongly_taken_for_new_is_redone_as_an_upsert(engine):
+    sid = create_synthetic_study(engine, 1)
+    lease = q.claim_trial(engine, q.register_worker(engine).worker_id, [sid])
+    writer = MetricWriter(engine, lease, max_age_s=60)
+    writer.add(1, 0, {"loss": 1.0})
+    assert writer.flush()
+    writer._high = {}  # fault: the writer forgets what is stored, so the COPY meets the existing row
+    writer.add(1, 0, {"loss": 4.0})
+    writer.add(2, 0, {"loss": 5.0})
+    assert writer.close() and writer.rows_written == 3
+    assert _metrics(engine, lease.trial_id) == {("loss", 1): (0, 4.0), ("loss", 2): (0, 5.0)}
