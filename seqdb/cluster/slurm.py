@@ -122,6 +122,7 @@ if [ -z "${{{env}:-}}" ]; then
   exit 2
 fi
 cd {root}
+export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-{cpus}}}"  # torch threads: this task's CPUs, not the whole node's
 echo "seqdb worker: array task ${{SLURM_ARRAY_TASK_ID:-0}} of job ${{SLURM_ARRAY_JOB_ID:-${{SLURM_JOB_ID:-?}}}} on $(hostname)"
 srun --ntasks=1 --cpus-per-task={cpus} {command} &
 worker=$!

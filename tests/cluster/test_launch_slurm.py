@@ -37,7 +37,8 @@ def test_dry_run_writes_a_script_without_the_url(project, pg_url):
     (script,) = (project / "artifacts" / "slurm").glob("*.sbatch")
     text = script.read_text()
     for line in ("#SBATCH --array=0-2", "#SBATCH --signal=B:USR1@90", "#SBATCH --time=0:30:00", "#SBATCH --partition=debug",
-                 "trap 'forward TERM' TERM", "trap 'forward USR1' USR1", "srun --ntasks=1"):
+                 "trap 'forward TERM' TERM", "trap 'forward USR1' USR1", "srun --ntasks=1",
+                 'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"'):
         assert line in text, line
     assert "--experiment launch --lease-seconds 60 --budget 10k --horizon 1" in text
     assert pg_url not in text and pg_url not in script.read_text() and "postgresql" not in text
