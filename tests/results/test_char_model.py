@@ -25,6 +25,15 @@ L = 16
 
 
 def _train() -> CausalTransformer:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads only contend on a loaded machine
+    try:
+        return _fit()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit() -> CausalTransformer:
     torch.manual_seed(0)
     data = DataSpec(context_length=L, horizon=1, inputs=[InputColumn(name="ch", kind="categorical", vocab_size=len(LABELS), embedding_dim=16)],
                     targets=[TargetSpec(name="ch", kind="categorical", n_classes=len(LABELS))])

@@ -3,6 +3,8 @@ experiment's progress line, and the long-run warning (printed, never a refusal).
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 
 from seqdb.app.demo import demo_experiment, setup_project
@@ -34,9 +36,11 @@ def test_run_experiment_creates_every_study_and_one_pool_drains_them(empty_db_ur
         by_worker: dict = {}
         for t in trials:
             by_worker.setdefault(t.lease_owner, set()).add(t.study_id)
-        assert len(by_worker) == 2, "both workers of the one pool should have trained"
         assert any(len(s) > 1 for s in by_worker.values()), "a worker should have moved on to another study"
+        workers = c.execute(sa.text("SELECT worker_id, info FROM worker")).all()
         ids = [r.study_id for r in c.execute(sa.text("SELECT study_id FROM study"))]
+    assert len(workers) == 2  # one pool of two, each claiming across all four studies (which one trains what is timing)
+    assert all(sorted((w.info if isinstance(w.info, dict) else json.loads(w.info))["studies"]) == sorted(ids) for w in workers)
     costs = trial_costs(engine, ids, states=("completed",))
     assert len(costs) == 4 and all(k.steps_total == 4 and k.steps_done == 4 and k.flops_left == 0 for k in costs)
     assert {e.budget: e.trials for e in budget_estimates(costs, 1e9)} == {"10k": 2, "30k": 2}
@@ -44,17 +48,18 @@ def test_run_experiment_creates_every_study_and_one_pool_drains_them(empty_db_ur
     engine.dispose()
 
 
-def test_run_filters_by_repeatable_budget_and_horizon_and_checks_them(empty_db_url, tmp_path):
+def test_run_filters_by_repeatable_budget_and_horizon_and_checks_them(tmp_path):
+    """The selection is backend-independent: SQLite only, one trial trained (--once)."""
     path = tmp_path / "proj"
-    _, engine, _ = setup_project(path, True, database_url=empty_db_url, experiment=_experiment())
+    _, engine, _ = setup_project(path, True, database_url=f"sqlite:///{tmp_path / 'seqdb.db'}", experiment=_experiment())
     bad = run_cli("--project", str(path), "run", "--budget", "10k", "--horizon", "7", "--no-live")
     assert_one_line_error(bad, "horizon 7", "allowed: 1, 2")
-    ok = run_cli("--project", str(path), "run", "--budget", "30k", "--horizon", "2", "--horizon", "1", "--no-live", timeout=300)
+    ok = run_cli("--project", str(path), "run", "--budget", "30k", "--horizon", "2", "--horizon", "1", "--once", "--no-live", timeout=300)
     assert ok.code == 0, ok.err[-3000:]
     with engine.connect() as c:
         rows = c.execute(sa.text("SELECT b.label, s.horizon FROM study s JOIN budget b ON b.budget_id = s.budget_id")).all()
     assert sorted(tuple(r) for r in rows) == [("30k", 1), ("30k", 2)]
-    assert "studies 2/2 done" in ok.out
+    assert "2 studies of runall (30k x h 2, 1)" in ok.out and "studies 1/2 done · trials 1 completed, 1 pending" in ok.out
     engine.dispose()
 
 
