@@ -149,54 +149,64 @@ def batching(cfg: TrialConfig, batch_config: dict) -> tuple[int, int]:
 
 def train_config(cfg: TrialConfig, targets: dict, steps: int, batch_config: dict, name: str, metadata_path: str,
                  unsupported: list[str]) -> dict:
-    tc, columns = cfg.training, [c.name for c in cfg.data.inputs]
-    batch, accumulation = batching(cfg, batch_config)
     cols = {t: col for t, (col, _) in targets.items()}
-    criterion = {col: "CrossEntropyLoss" if kind == "categorical" else "MSELoss" for col, kind in targets.values()}
-    dataset: dict = {"part": {"metadata_config_path": metadata_path}, "criterion": criterion}
-    specs = {t.name: t for t in cfg.data.targets}
-    if len(targets) > 1 or any(s.loss_weight != 1.0 for s in specs.values()):
-        dataset["loss_weights"] = {cols[n]: specs[n].loss_weight for n in targets}
-    if any(s.class_weights for s in specs.values()):
-        dataset["class_weights"] = {cols[n]: list(specs[n].class_weights) for n in targets if specs[n].class_weights}
-        unsupported.append("class_weights: sequifier drops ids 0-1 from categorical heads; check the weight list length")
     _training_gaps(cfg, unsupported)
     return {
         "project_root": ".",
         "model_name": name,
         "device": "cpu",
         "seed": cfg.seed,
-        "global_training": {
-            "training_objective": "causal",
-            "context_length": cfg.data.context_length,
-            "target_offset": cfg.horizon,
-            "inference_batch_size": batch,
-            "batch_size": batch,
-            "accumulation_steps": accumulation,
-            "learning_rate": tc.learning_rate,
-            "optimizer": {"name": "AdamW", "weight_decay": tc.weight_decay, "betas": list(tc.betas)},
-            "scheduler": schedule(cfg, steps, unsupported),
-            "scheduler_step_on": "batch",
-            "gradient_clip": tc.grad_clip or None,
-            "early_stopping_epochs": tc.early_stopping.patience if tc.eval_every_steps is None else None,
-            "layer_autocast": tc.precision in ("bf16", "fp16"),
-            "torch_compile": "outer" if tc.compile else "none",
-        },
+        "global_training": global_training(cfg, steps, batch_config, unsupported),
         "model": {
             "backbone": {"architecture": architecture(cfg)},
             "interface": {
-                "input_columns": columns,
+                "input_columns": [c.name for c in cfg.data.inputs],
                 "target_columns": list(dict.fromkeys(cols.values())),
                 "ingestion": {"type": "embedding", "output_dim": cfg.model.d_model, **_embedding_dims(cfg, unsupported)},
-                "decoder": {"type": "linear", "prediction_length": cfg.data.context_length},
+                "decoder": {"type": "linear", "prediction_length": cfg.data.context_length},  # loss on every position
             },
         },
-        "dataset": dataset,
-        "training_plan": {"epochs": tc.max_epochs},
+        "dataset": dataset_section(cfg, targets, metadata_path, unsupported),
+        "training_plan": {"epochs": cfg.training.max_epochs},
         "evaluation": True,
         "export_generative_model": True,
         "export_embedding_model": True,
     }
+
+
+def global_training(cfg: TrialConfig, steps: int, batch_config: dict, unsupported: list[str]) -> dict:
+    tc = cfg.training
+    batch, accumulation = batching(cfg, batch_config)
+    return {
+        "training_objective": "causal",
+        "context_length": cfg.data.context_length,
+        "target_offset": cfg.horizon,
+        "inference_batch_size": batch,
+        "batch_size": batch,
+        "accumulation_steps": accumulation,
+        "learning_rate": tc.learning_rate,
+        "optimizer": {"name": "AdamW", "weight_decay": tc.weight_decay, "betas": list(tc.betas)},
+        "scheduler": schedule(cfg, steps, unsupported),
+        "scheduler_step_on": "batch",
+        "gradient_clip": tc.grad_clip or None,
+        "early_stopping_epochs": tc.early_stopping.patience if tc.eval_every_steps is None else None,
+        "layer_autocast": tc.precision in ("bf16", "fp16"),
+        "torch_compile": "outer" if tc.compile else "none",
+    }
+
+
+def dataset_section(cfg: TrialConfig, targets: dict, metadata_path: str, unsupported: list[str]) -> dict:
+    """Where the preprocessed data's metadata is, and the loss of each target column."""
+    cols = {t: col for t, (col, _) in targets.items()}
+    out: dict = {"part": {"metadata_config_path": metadata_path},
+                 "criterion": {col: "CrossEntropyLoss" if kind == "categorical" else "MSELoss" for col, kind in targets.values()}}
+    specs = {t.name: t for t in cfg.data.targets}
+    if len(targets) > 1 or any(s.loss_weight != 1.0 for s in specs.values()):
+        out["loss_weights"] = {cols[n]: specs[n].loss_weight for n in targets}
+    if any(s.class_weights for s in specs.values()):
+        out["class_weights"] = {cols[n]: list(specs[n].class_weights) for n in targets if specs[n].class_weights}
+        unsupported.append("class_weights: sequifier drops ids 0-1 from categorical heads; check the weight list length")
+    return out
 
 
 def _embedding_dims(cfg: TrialConfig, unsupported: list[str]) -> dict:
