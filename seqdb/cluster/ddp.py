@@ -4,7 +4,8 @@
                         MASTER_ADDR, MASTER_PORT), forwards stop signals to rank 0, and ends the
                         whole group as soon as any rank dies
     rank 0  (lead)      the worker: claims, heartbeats and records (a WorkerLoop whose executor
-                        first broadcasts the trial, its config and its resume checkpoint)
+                        first broadcasts the trial, its config and its resume checkpoint, and
+                        trains only once every rank has loaded the trial's data)
     rank k  (follow)    receives each trial, trains its shard of every batch, reports nothing
     every rank          `train()` under DDP; rank 0 alone writes checkpoints, all restore the
                         same file; rank 0's stop / prune decisions reach all (trainer.decide)
@@ -51,13 +52,11 @@ class DdpExecutor:
         return self.inner.pruner(engine, lease)
 
     def __call__(self, run: TrialRun) -> TrialOutcome:
-        from seqdb.train.distributed import broadcast_object
-
         trial = {"trial_id": run.lease.trial_id, "study_id": run.lease.study_id, "config": run.lease.config,
                  "resume": str(run.resume.path) if run.resume is not None else None, "checkpoint_dir": str(run.checkpoint_dir)}
+        _start_together(trial, lambda: prepare(run.engine, self.inner, trial))
         failure: Optional[BaseException] = None
         try:
-            broadcast_object(trial)
             outcome = self.inner(run)
         except Exception as exc:  # noqa: BLE001 - decided below, once we know whether the group is whole
             failure = exc
@@ -65,6 +64,38 @@ class DdpExecutor:
         if failure is not None:
             raise failure
         return outcome
+
+
+def prepare(engine, executor: TrainExecutor, trial: dict):  # noqa: ANN001, ANN201
+    """The trial's config and (train, validation) windows, as every rank loads them."""
+    from seqdb.config.trial import TrialConfig
+
+    cfg = TrialConfig.model_validate(trial["config"])
+    return cfg, executor.windows(engine, trial["study_id"], cfg.horizon)
+
+
+def _ready(load) -> Optional[str]:  # noqa: ANN001
+    """None when `load()` works, else what went wrong (one short line)."""
+    try:
+        load()
+        return None
+    except Exception as exc:  # noqa: BLE001 - reported to every rank
+        return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+
+
+def _start_together(trial: dict, load) -> None:  # noqa: ANN001
+    """Rank 0: send the trial, then train only if every rank could load it; otherwise no
+    rank trains it and it is handed back (SetupError: resumable, the worker exits)."""
+    from seqdb.train.distributed import all_gather_object, broadcast_object
+
+    try:
+        broadcast_object(trial)
+        answers = all_gather_object(_ready(load))
+    except Exception as exc:  # noqa: BLE001 - the group itself broke
+        raise SetupError(TrainingError(f"trial {trial['trial_id']}: a process of the DDP group has gone ({' '.join(str(exc).split())[:300]})")) from None
+    problems = [f"rank {rank}: {why}" for rank, why in enumerate(answers) if why]
+    if problems:
+        raise SetupError(TrainingError(f"trial {trial['trial_id']} cannot start on every rank ({problems[0]}); it is left resumable"))
 
 
 def _settle(trial_id: int, failure: Optional[BaseException]) -> None:
@@ -101,6 +132,8 @@ def follow(settings: WorkerSettings, device: str) -> int:
     engine, executor = create_engine_for(settings.database_url), TrainExecutor(settings.artifacts_root)
     try:
         while (trial := broadcast_object()) is not None:
+            if any(all_gather_object(_ready(lambda: prepare(engine, executor, trial)))):
+                continue  # some rank cannot load it: nobody trains it (rank 0 hands it back)
             failure = None
             try:
                 train_shard(engine, executor, trial, device)
@@ -113,12 +146,10 @@ def follow(settings: WorkerSettings, device: str) -> int:
 
 
 def train_shard(engine, executor: TrainExecutor, trial: dict, device: str) -> None:  # noqa: ANN001
-    from seqdb.config.trial import TrialConfig
     from seqdb.train.reporter import MemoryReporter
     from seqdb.train.trainer import train
 
-    cfg = TrialConfig.model_validate(trial["config"])
-    train_set, val_set = executor.windows(engine, trial["study_id"], cfg.horizon)
+    cfg, (train_set, val_set) = prepare(engine, executor, trial)  # cached by the executor since the check
     resume = Path(trial["resume"]) if trial["resume"] else None
     train(cfg, train_set, val_set, MemoryReporter(), checkpoint_dir=Path(trial["checkpoint_dir"]), resume_from=resume, device=device)
 
