@@ -11,6 +11,9 @@ Three passes:
              visit, each after the 5 s data cache expired (the queries run again; the DuckDB
              connection and the fitted scaling curves, cached until their points change, are kept)
   cached   - the same at once (the data cache still holds)
+The same three passes also run in Streamlit's AppTest (in-process, no browser): the server's
+script time per page, which is what the database size drives; the browser adds fetching the
+page's elements and drawing the charts, which on a loaded machine can dominate.
 The peer, optuna-dashboard, serves the same trials from an Optuna RDB storage (same SQLite file
 layout: one study per budget x horizon, the same params, values and intermediate values); its
 study page is timed the same way (its history chart drawn), cold and again. It runs from its own
@@ -135,6 +138,26 @@ def time_seqdb(url: str, tmp: Path) -> dict[str, list[float]]:
     return out
 
 
+def time_apptest(url: str) -> dict[str, list[float]]:
+    """{page: [cold, expired, cached]} seconds of each page's script in Streamlit's AppTest."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["SEQDB_DASHBOARD_DB"] = url
+    app = str(Path(__file__).resolve().parents[1] / "seqdb" / "dashboard" / "app.py")
+    at = AppTest.from_file(app, default_timeout=600)
+    out: dict[str, list[float]] = {p: [] for p in PAGES}
+    for pause in (0.0, 6.0, 0.0):  # cold, after the 5 s data cache expired, cached
+        for page in PAGES:
+            time.sleep(pause)
+            at.switch_page(f"screens/{page}.py")
+            t = time.perf_counter()
+            at.run()
+            out[page].append(time.perf_counter() - t)
+            if at.exception:
+                raise SystemExit(f"error: page {page} raised {at.exception[0].value}")
+    return out
+
+
 def build_optuna(path: Path, n_trials: int, points: int) -> int:
     """An Optuna RDB SQLite storage holding the same trials (one study per budget x horizon); the middle study's id.
 
@@ -223,7 +246,8 @@ def drop(url: str, pg_admin: str) -> None:
 
 
 def report(results: dict[str, dict[str, list[float]]], peer: list[float] | None, n_trials: int) -> None:
-    table = Table(title=f"first paint at {n_trials:,} trials, seconds (goal <= {GOAL_S:.0f} s)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    table = Table(title=f"first paint at {n_trials:,} trials, seconds (goal <= {GOAL_S:.0f} s); load average {load}")
     for col in ("dashboard", "page", "cold", "cache expired", "cached", "goal met"):
         table.add_column(col, justify="right" if col not in ("dashboard", "page") else "left")
     for backend, pages in results.items():
@@ -253,7 +277,8 @@ def main() -> None:
                 t = time.time()
                 build(url, args.trials, args.points)
                 console.print(f"{backend}: built {args.trials:,} trials x {args.points} metric rows in {time.time() - t:.0f} s")
-                results[backend] = time_seqdb(url, Path(tmp))
+                results[f"{backend}, Chromium"] = time_seqdb(url, Path(tmp))
+                results[f"{backend}, AppTest script"] = time_apptest(url)
             finally:
                 drop(url, args.pg_admin)
         if not args.no_peer:
