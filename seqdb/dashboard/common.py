@@ -98,10 +98,10 @@ def _from_url(names: list[str]) -> Optional[str]:
 def experiment_control() -> Optional[str]:
     """Draw the sidebar's experiment filter (app.py, before the page); None when there is no experiment."""
     names = experiments()
-    if not names:
-        return None
     if st.session_state.get(EXPERIMENT) not in names:
         st.session_state.pop(EXPERIMENT, None)
+    if not names:
+        return None
     if (url_choice := _from_url(names)) is not None:
         st.session_state[EXPERIMENT] = url_choice
     chosen = st.sidebar.selectbox("experiment", names, key=EXPERIMENT, help="filters every page")

@@ -210,3 +210,23 @@ def age(url: str, name: str) -> None:
     with session_scope(eng) as s:
         s.execute(sa.update(Worker).where(Worker.name == name).values(last_seen_at=utcnow() - timedelta(hours=1)))
     eng.dispose()
+
+
+PAGE_NAMES = ["scaling", "compute", "studies", "history", "trials", "curves", "importance", "pareto", "workers"]
+
+
+def test_an_empty_database_says_what_to_do_on_every_page(tmp_path, monkeypatch):
+    from seqdb.db.engine import create_engine_for
+    from seqdb.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    eng = create_engine_for(url)
+    upgrade(eng)
+    eng.dispose()
+    monkeypatch.setenv("SEQDB_DASHBOARD_DB", url)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    for page in PAGE_NAMES:
+        open_page(at, page)
+        assert [i.value for i in at.info] == ["No experiments yet: `seqdb experiment add experiment.yaml` registers one."], page
+        assert not at.sidebar.selectbox and not at.get("plotly_chart"), page
