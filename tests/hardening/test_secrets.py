@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from seqdb.errors import redact
-from tests.helpers import run_cli
+from seqdb.db.engine import dispose_engines
+from tests.helpers import run_cli, run_cli_inprocess
 
 SECRET = "Hunter2-s3cret"
 
@@ -48,7 +49,12 @@ def test_password_never_printed_or_stored(pg_url, tmp_path):
     outputs = []
 
     def cli(*args, cwd=proj):  # noqa: ANN001, ANN202
-        res = run_cli(*args, cwd=str(cwd))
+        """In-process (fast), except `run`: a real process, its workers and their logs."""
+        if "run" in args:
+            res = run_cli(*args, cwd=str(cwd))
+        else:
+            res = run_cli_inprocess("--project", str(proj), *args) if cwd == proj else run_cli_inprocess(*args)
+            dispose_engines()
         outputs.append((args, res))
         return res
 
