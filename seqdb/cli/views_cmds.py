@@ -86,8 +86,11 @@ def export_cmd(
 
     Example: seqdb export trials scaling_points --format parquet --output exports
     """
-    from seqdb.views.query import export
+    from seqdb.project import protected_paths
+    from seqdb.views.query import check_output, export
 
+    files, folders = protected_paths(resolve_project(ctx))
+    check_output(output, files=files, folders=folders, folder=True)  # never into the artifacts folder
     with _views(ctx) as vc:
         paths = export(vc, output, views or (), fmt)
     for p in paths:

@@ -101,9 +101,11 @@ def write_table(table: "pa.Table", fmt: str, path: Path) -> Path:
     return path
 
 
-def check_output(path: Path, *, files: Sequence[Path] = (), folders: Sequence[Path] = (), force: bool = False) -> Path:
+def check_output(path: Path, *, files: Sequence[Path] = (), folders: Sequence[Path] = (), force: bool = False,
+                 folder: bool = False) -> Path:
     """Refuse an output path that is one of `files` (the database, seqdb.yaml ...) or inside
-    one of `folders` (the artifacts root), and an existing file unless `force`."""
+    one of `folders` (the artifacts root), and an existing file unless `force`. `folder`:
+    the path is an output folder (`seqdb export`), only its place is checked."""
     target = Path(path).expanduser().resolve()
     for f in files:
         if target == Path(f).resolve():
@@ -111,6 +113,8 @@ def check_output(path: Path, *, files: Sequence[Path] = (), folders: Sequence[Pa
     for d in folders:
         if target == Path(d).resolve() or Path(d).resolve() in target.parents:
             raise ConfigError(f"--output {path}: is inside the artifacts folder {d}; allowed: a path outside the database files, seqdb.yaml and the artifacts folder")
+    if folder:
+        return target
     if target.is_dir():
         raise ConfigError(f"--output {path}: is a folder; allowed: a file path")
     if target.exists() and not force:

@@ -169,6 +169,7 @@ CASES: dict[str, Callable] = {
     "sql-output-database": cli("sql", "SELECT 1 AS a", "--format", "csv", "--output", "{proj}/seqdb.db", needles=("seqdb.db",)),
     "sql-output-project-file": cli("sql", "SELECT 1 AS a", "--format", "csv", "--output", "{proj}/seqdb.yaml", needles=("seqdb.yaml",)),
     "sql-output-artifacts": cli("sql", "SELECT 1 AS a", "--output", "{proj}/artifacts/x.csv", needles=("artifacts",)),
+    "export-into-artifacts": cli("export", "--output", "{proj}/artifacts/exports", needles=("artifacts",)),
     "sql-output-exists": with_file("old.csv", b"precious\n", "sql", "SELECT 1 AS a", "--output", "{scratch}/old.csv", needles=("exists", "--force")),
     # ---- database URLs
     "url-malformed": cli("--db", "not a url", "status", needles=("malformed",)),
