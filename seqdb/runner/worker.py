@@ -91,7 +91,7 @@ class WorkerSummary:
 # --------------------------------------------------------------------------------------
 # errno values of the machine, not of the trial: no other config would do better
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.ENOENT,
-                      errno.EMFILE, errno.ENFILE, errno.ESTALE}
+                      errno.EMFILE, errno.ENFILE, errno.ESTALE, errno.ENOTDIR, errno.EISDIR}
 
 
 class EnvironmentFault(SeqdbError):

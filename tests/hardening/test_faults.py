@@ -178,3 +178,21 @@ def test_database_outage_during_setup_backs_off_and_goes_on(engine, db_url, tmp_
     gave_up = WorkerLoop(_settings(db_url, create_synthetic_study(engine, 1), tmp_path, outage_backoff_s=0.01, max_outages=2),
                          FlakySetupExecutor(steps=5, failures=99), ask_next=lambda e, s: None).run()
     assert gave_up.fault and "server closed the connection" in gave_up.fault
+
+
+def test_seqdb_run_exits_non_zero_on_an_environment_fault(tmp_path):
+    """End to end with the real trainer: the checkpoint folder cannot be made (a file is in
+    the way); `seqdb run` stops with one line and exit 8, the trial stays resumable."""
+    from seqdb.app.demo import demo_experiment, setup_project
+    from tests.helpers import assert_one_line_error, run_cli
+
+    exp = demo_experiment(quick=True)
+    exp["name"], exp["budgets"] = "env-fault", ["10k"]
+    project, engine, _ = setup_project(tmp_path / "proj", True, experiment=exp)
+    (project.artifacts_root / "trials").write_text("a file where the checkpoint folders go")
+    res = run_cli("--project", str(project.root), "run", "--budget", "10k", "--horizon", "1", "--no-live")
+    assert res.code == 8, res.out[-2000:] + res.err[-2000:]
+    assert_one_line_error(res, "left resumable", "trials")
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT state, attempt FROM trial")).all() == [("stopped", 0)]
+    engine.dispose()
