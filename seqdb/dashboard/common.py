@@ -46,9 +46,13 @@ def _views(url: str):  # noqa: ANN202
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def query(sql: str, params: Optional[tuple] = None, _url: Optional[str] = None) -> pd.DataFrame:
-    """A guarded SELECT over the views, cached for TTL_S seconds."""
-    return sql_df(_views(_url or db_url()), sql, list(params) if params else None)
+def _query(url: str, sql: str, params: Optional[tuple]) -> pd.DataFrame:
+    return sql_df(_views(url), sql, list(params) if params else None)
+
+
+def query(sql: str, params: Optional[tuple] = None) -> pd.DataFrame:
+    """A guarded SELECT over the views of this dashboard's database, cached for TTL_S seconds."""
+    return _query(db_url(), sql, params)
 
 
 def options(sql: str, params: Optional[tuple] = None) -> list[Any]:
