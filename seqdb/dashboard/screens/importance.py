@@ -57,6 +57,6 @@ else:
     st.caption(f"{EVALUATORS[evaluator]} over {used} of {len(trials)} completed trials")
 numeric = params.apply(lambda c: c if pd.api.types.is_numeric_dtype(c) else c.astype("category").cat.codes)
 numeric["best_val_loss"] = trials.best_val_loss.values
-st.plotly_chart(px.parallel_coordinates(numeric, color="best_val_loss", color_continuous_scale="Viridis_r", height=420),
-                width="stretch")
+fig = px.parallel_coordinates(numeric, color="best_val_loss", color_continuous_scale="Viridis_r", height=420)
+st.plotly_chart(fig.update_layout(margin=dict(l=90, r=60, t=60, b=30)), width="stretch")  # room for the outer axes' labels
 st.caption("parallel coordinates: one line per completed trial; categorical parameters as codes")
