@@ -7,9 +7,10 @@
                 `--data sp500`: the S&P 500 daily series shipped with the `arch` package
     experiment  stdlib: next character from the last 64 (character-level language model),
                 6 budgets 4k .. 120k parameters (32x), one 2-layer architecture per budget,
-                equal effort per budget: a grid of 4 learning rates, each trial 250 steps of
-                32 windows (512k tokens); sp500: direction of the next-day / next-week
-                return (near chance at these sizes, and the demo says so)
+                equal effort per budget: a grid of 3 learning rates, each trial 500 steps of
+                32 windows (1M tokens), then one seed replicate of each budget's best
+                configuration (the fit's noise: the seed spread); sp500: direction of the
+                next-day / next-week return (near chance at these sizes, and the demo says so)
     run         2 worker processes drain every study from the shared queue
     result      the scaling table (best validation loss per budget, trial ids, effort), the
                 fitted L(N) = E + A N^-alpha with its 95% interval and flags, and the commands
@@ -57,10 +58,10 @@ STDLIB_EXPERIMENT = {
     "search": {
         "strategy": "grid",
         "objectives": ["val_loss"],
-        "space": {"learning_rate": [3.0e-3, 5.0e-3, 8.0e-3, 1.3e-2]},
+        "space": {"learning_rate": [2.0e-3, 4.0e-3, 8.0e-3]},
     },
-    "training": {"max_epochs": 1, "max_steps": 250, "effective_batch_size": 32, "warmup_steps": 40,
-                 "eval_every_steps": 125, "weight_decay": 0.0, "early_stopping": {"patience": 3, "min_delta": 0.0}},
+    "training": {"max_epochs": 1, "max_steps": 500, "effective_batch_size": 32, "warmup_steps": 40,
+                 "eval_every_steps": 250, "weight_decay": 0.0, "early_stopping": {"patience": 3, "min_delta": 0.0}},
 }
 
 SP500_EXPERIMENT = {
@@ -89,6 +90,7 @@ SP500_EXPERIMENT = {
     "training": {"max_epochs": 4, "effective_batch_size": 64, "early_stopping": {"patience": 2, "min_delta": 0.0}},
 }
 DATA_KINDS = ("stdlib", "sp500")
+DEMO_SEEDS = 1  # stdlib (not --quick): seed replicates of each budget's best trial, for the noise of the fit
 SP500_NOTE = ("note: S&P 500 direction is near chance at these sizes (a coin flip has loss ln 2 = 0.693): expect a flat "
               "curve whose fit is flagged; `seqdb demo` (standard-library text) shows a curve that scales")
 
@@ -191,6 +193,8 @@ def run_demo(path: Path, *, quick: bool = False, workers: int = 2, database_url:
                               artifacts_root=str(project.artifacts_root), lease_s=30.0, progress_every_s=10.0,
                               threads=max(1, (os.cpu_count() or 1) // workers))
     run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
+    if not quick and data == "stdlib":
+        _run_replicates(engine, exp, settings, workers, say)
     rows = scaling_rows(engine, project.database_url, exp["name"], [p.study_id for p in studies])
     say(scaling_table(rows))
     for line in fit_lines(project.database_url, exp["name"]) + ([SP500_NOTE] if data == "sp500" else []):
@@ -200,6 +204,20 @@ def run_demo(path: Path, *, quick: bool = False, workers: int = 2, database_url:
     say(f"demo finished in {time.monotonic() - t0:.0f}s")
     engine.dispose()
     return rows
+
+
+def _run_replicates(engine, exp: dict, settings, workers: int, say: Say) -> None:  # noqa: ANN001
+    """Rerun each budget's best configuration with DEMO_SEEDS more seeds (`seqdb replicate`): the fit
+    then uses each budget's seed mean and the seed spread as its noise (docs/scaling.md)."""
+    from seqdb.runner.execute import TrainExecutor
+    from seqdb.runner.pool import run_pool
+    from seqdb.search.replicate import add_replicates
+
+    for h in exp["horizons"]:
+        added = [r for r in add_replicates(engine, exp["name"], h, seeds=DEMO_SEEDS) if r.created]
+        if added:
+            say(f"horizon {h}: {len(added)} seed replicates of the budgets' best configurations")
+    run_pool(settings, workers, TrainExecutor(settings.artifacts_root))
 
 
 def _count_trials(engine, study_ids: list[int]) -> int:  # noqa: ANN001
