@@ -76,3 +76,10 @@ def test_unknown_demo_data_is_one_line(tmp_path):
     assert_one_line_error(run_cli("demo", "--quick", "--data", "weather", "--path", str(tmp_path / "d"), timeout=120),
                           "--data 'weather'", "stdlib, sp500")
     assert not (tmp_path / "d").exists()  # nothing written
+
+
+def test_sp500_demo_stays_available_and_says_direction_is_near_chance(tmp_path):
+    result = run_cli("demo", "--quick", "--data", "sp500", "--workers", "1", "--path", str(tmp_path / "sp"), timeout=300)
+    assert result.code == 0, result.err[-2000:]
+    assert "S&P 500 daily" in result.out and "near chance" in result.out and "ln 2 = 0.693" in result.out
+    assert "best validation loss per budget and horizon" in result.out and "no fit" in result.out  # 2 budgets: no fit
