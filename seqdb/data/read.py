@@ -177,3 +177,18 @@ def _check_duplicates(frame: pl.DataFrame, spec: LongSpec) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def write_long(frame, out: Path, *, csv: bool) -> None:  # noqa: ANN001 - a polars DataFrame
+    """Write a long-format frame atomically (CSV or Parquet): a temporary name, then a rename;
+    a failure leaves nothing behind and is one line naming the file."""
+    import os
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        frame.write_csv(tmp) if csv else frame.write_parquet(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{out}: cannot write ({exc.strerror or exc}); allowed: a writable path") from None

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from seqdb.data.read import write_long
 from seqdb.errors import DataError
 
 MOVE_EDGES = (-1.0, -0.25, 0.25, 1.0)  # percent log-return bucket edges
@@ -79,15 +79,5 @@ def write_sp500(out: Path | str, *, yearly: bool = False) -> pl.DataFrame:
     """Write the long-format CSV (or Parquet, by suffix) atomically; returns the frame."""
     out = Path(out)
     frame = sp500_frame(yearly=yearly)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        if out.suffix.lower() in (".parquet", ".pq"):
-            frame.write_parquet(tmp)
-        else:
-            frame.write_csv(tmp)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise DataError(f"{out}: cannot write ({exc.strerror or exc}); allowed: a writable path") from None
+    write_long(frame, out, csv=out.suffix.lower() not in (".parquet", ".pq"))
     return frame

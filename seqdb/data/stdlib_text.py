@@ -19,10 +19,10 @@ than `MIN_FILES` files is an error.
 
 from __future__ import annotations
 
-import os
 import sysconfig
 from pathlib import Path
 
+from seqdb.data.read import write_long
 from seqdb.errors import DataError
 
 STDLIB_FILES = (
@@ -80,15 +80,5 @@ def write_stdlib_text(out: Path | str, *, files: tuple[str, ...] = STDLIB_FILES,
     """Write the long-format file atomically (Parquet, or CSV by suffix); returns the frame."""
     out = Path(out)
     frame = stdlib_frame(files, max_chars)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        if out.suffix.lower() == ".csv":
-            frame.write_csv(tmp)
-        else:
-            frame.write_parquet(tmp)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise DataError(f"{out}: cannot write ({exc.strerror or exc}); allowed: a writable path") from None
+    write_long(frame, out, csv=out.suffix.lower() == ".csv")
     return frame

@@ -28,7 +28,10 @@ def test_demo_quick_runs_a_scaling_study_end_to_end(tmp_path):
         assert len(trials) == 3 and {t.state for t in trials} == {"completed"}
         assert all(t.step == 12 and 0 < t.best_val_loss < math.log(100) and t.batch_config for t in trials)
         assert all(t.tokens == 12 * 32 * 64 and t.flops > 6 * t.param_count * t.tokens for t in trials)  # 6 N D + attention
-        assert len({t.lease_owner for t in trials}) == 2, "both workers should have trained"
+        workers = {w for (w,) in c.execute(sa.text("SELECT worker_id FROM worker"))}
+        # two worker processes ran; which of them trains the 3 short trials is the queue's choice
+        # (a worker that warmed up first may claim them all)
+        assert len(workers) == 2 and {t.lease_owner for t in trials} <= workers
         for t in trials:
             steps = c.execute(sa.text("SELECT COUNT(DISTINCT step) FROM metric WHERE trial_id = :t AND name = 'train_loss'"), {"t": t.trial_id}).scalar_one()
             assert steps == 12

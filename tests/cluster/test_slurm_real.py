@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from tests.cluster.real import ROOT, make_project, metric_steps, seqdb_cmd, tiny_experiment, trials, wait_until, workers
 from tests.cluster.slurm_local import local_slurm, missing
 
-MAX_STEPS = 60  # long enough that the cancel lands mid-trial on an idle machine too
+MAX_STEPS = 400  # ~10 s a trial on an idle machine (the fast path made 60 steps too short for the cancels to land mid-trial)
 why_not = missing()
 pytestmark = pytest.mark.skipif(why_not is not None and os.environ.get("CI") != "true", reason=why_not or "")
 
