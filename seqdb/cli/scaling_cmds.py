@@ -65,13 +65,9 @@ def _print_points(hs) -> None:  # noqa: ANN001
         tl = [f"{p.test_loss:.5g}" if p.test_loss is not None else "-"] if test else []
         table.add_row(p.budget, f"{p.param_count:,}", f"{p.best_val_loss:.5g}", *tl, str(p.n_seeds), f"{p.seed_loss_mean:.5g}", sd,
                       str(p.trial_id), str(p.n_finished), str(p.n_completed), f"{p.epochs_mean:.3g}")
-    console.print(table)
-    if hs.fit is None:
-        console.print(f"no fit: {hs.message}")
-        for f in hs.flags:
-            console.print(f"  [yellow]flag[/yellow] {f}")
-    else:
-        print_fit(hs.fit)
+    from seqdb.cli.scaling_nd import print_points_and_fit
+
+    print_points_and_fit(table, hs, print_fit)
 
 
 def _report_json(hs) -> dict:  # noqa: ANN001

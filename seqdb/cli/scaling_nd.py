@@ -51,13 +51,7 @@ def _print_points(hs) -> None:  # noqa: ANN001 - a seqdb.views.scaling_nd.Horizo
     for p in hs.points:
         flops = f"{p.flops:.3g}" if p.flops else "-"
         table.add_row(p.budget, f"{p.param_count:,}", f"{p.tokens:,}", flops, f"{p.val_loss:.5g}", str(p.trial_id), str(p.n_trials))
-    console.print(table)
-    if hs.fit is None:
-        console.print(f"no fit: {hs.message}")
-        for f in hs.flags:
-            console.print(f"  [yellow]flag[/yellow] {f}")
-    else:
-        print_nd_fit(hs.fit)
+    print_points_and_fit(table, hs, print_nd_fit)
 
 
 def _report_json(hs) -> dict:  # noqa: ANN001
@@ -85,3 +79,14 @@ def report_nd(vc, *, experiment: Optional[str], horizon: Optional[int], at_compu
         return
     for hs in report:
         _print_points(hs)
+
+
+def print_points_and_fit(table, hs, print_fit) -> None:  # noqa: ANN001
+    """The points table, then the fit (`print_fit`) or why there is none, with its flags."""
+    console.print(table)
+    if hs.fit is None:
+        console.print(f"no fit: {hs.message}")
+        for f in hs.flags:
+            console.print(f"  [yellow]flag[/yellow] {f}")
+    else:
+        print_fit(hs.fit)
