@@ -152,6 +152,17 @@ class TrainingConfig(Strict):
     compile: bool = False
     seed: Seed = 0
 
+    def steps_per_epoch(self, n_windows: int, world: int = 1) -> int:
+        """Optimizer steps in one pass over `n_windows` training windows; every step needs at
+        least one window per process, so a shorter tail step is dropped."""
+        eff = self.effective_batch_size
+        return max(1, n_windows // eff + (1 if n_windows % eff >= world else 0))
+
+    def total_steps(self, n_windows: int, world: int = 1) -> int:
+        """The optimizer steps a trial trains: max_epochs passes, capped by max_steps."""
+        total = self.max_epochs * self.steps_per_epoch(n_windows, world)
+        return min(total, self.max_steps) if self.max_steps else total
+
 
 class TrialConfig(Strict):
     """A complete, standalone training configuration (exportable as YAML)."""

@@ -154,14 +154,12 @@ def plan_start(engine: Engine, best: BestTrial, cfg: TrialConfig) -> Start:
 def _same_length(engine: Engine, best: BestTrial, search: TrialConfig, cfg: TrialConfig) -> bool:
     """Same epochs and the search's max_steps cap above their steps: the same total steps,
     the same schedule, the same run."""
-    from seqdb.search.plan import steps_total
-
     if cfg.training.max_epochs != search.training.max_epochs:
         return False
     with session_scope(engine, write=False) as s:
         dataset = s.get(Dataset, s.get(Study, best.study_id).dataset_id)
         n_windows = int(((dataset.splits if dataset else {}).get("train") or {}).get("windows") or 0)
-    return n_windows > 0 and steps_total(search, n_windows) == steps_total(cfg, n_windows)
+    return n_windows > 0 and search.training.total_steps(n_windows) == cfg.training.total_steps(n_windows)
 
 
 def _search_checkpoint(engine: Engine, trial_id: int, *, best: bool) -> Optional[Checkpoint]:

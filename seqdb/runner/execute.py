@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from pathlib import Path
@@ -105,7 +104,7 @@ class TrainExecutor:
         except Exception as exc:
             raise SetupError(exc) from exc
         record_env(run.engine, run.lease)  # threads, versions, commit, host: trial.env
-        run.progress.total_steps = total_steps(cfg, len(train_set))
+        run.progress.total_steps = cfg.training.total_steps(len(train_set))
         resume = run.resume.path if run.resume is not None else None
         result = train(cfg, train_set, val_set, run.reporter, checkpoint_dir=run.checkpoint_dir, resume_from=resume, device=run.device)
         values = None
@@ -153,12 +152,6 @@ def warm_up(device: str = "cpu") -> None:
         log.warning("warm-up on %s failed (%s); the first trial will pay its start-up", device, exc)
 
 
-def total_steps(cfg, n_windows: int) -> int:  # noqa: ANN001
-    tc = cfg.training
-    total = tc.max_epochs * max(1, math.ceil(n_windows / tc.effective_batch_size))
-    return min(total, tc.max_steps) if tc.max_steps else total
-
-
 def latency_ms(cfg, checkpoint: Path, val_set, device: str, repeats: int = 20) -> float:  # noqa: ANN001
     """Median forward time of the best model on one validation window (batch 1)."""
     import numpy as np
@@ -183,4 +176,4 @@ def latency_ms(cfg, checkpoint: Path, val_set, device: str, repeats: int = 20) -
     return float(sorted(times[3:])[len(times[3:]) // 2])
 
 
-__all__ = ["TrainExecutor", "latency_ms", "total_steps", "warm_up"]
+__all__ = ["TrainExecutor", "latency_ms", "warm_up"]

@@ -173,7 +173,7 @@ class ExperimentProgress:
         from seqdb.config.trial import TrialConfig
         from seqdb.db.engine import session_scope
         from seqdb.db.models import Dataset, Study, Trial
-        from seqdb.search.plan import flops_per_step, steps_total
+        from seqdb.search.plan import flops_per_step
 
         with session_scope(self.engine, write=False) as s:
             got = s.execute(sa.select(Trial.trial_id, Trial.config, Dataset.splits).join(Study, Study.study_id == Trial.study_id)
@@ -185,7 +185,7 @@ class ExperimentProgress:
                 self._costs[r.trial_id] = (1, 0.0)
                 continue
             n_windows = int(((r.splits or {}).get("train") or {}).get("windows") or 1)
-            self._costs[r.trial_id] = (steps_total(cfg, n_windows), flops_per_step(cfg))
+            self._costs[r.trial_id] = (cfg.training.total_steps(n_windows), flops_per_step(cfg))
 
     # -- showing it -----------------------------------------------------------------------
     def eta(self, snap: dict, now: float) -> tuple[Optional[float], Optional[float]]:

@@ -88,10 +88,6 @@ def flops_per_step(cfg) -> float:  # noqa: ANN001 - a TrialConfig
     return float(per_token * ctx * cfg.training.effective_batch_size)
 
 
-def steps_total(cfg, n_windows: int) -> int:  # noqa: ANN001 - a TrialConfig
-    tc = cfg.training
-    total = tc.max_epochs * max(1, -(-n_windows // tc.effective_batch_size))
-    return min(total, tc.max_steps) if tc.max_steps else total
 
 
 def trial_costs(engine: Engine, study_ids: list[int], states: tuple[str, ...] = ("pending", "stopped", "running")) -> list[TrialCost]:
@@ -110,7 +106,7 @@ def trial_costs(engine: Engine, study_ids: list[int], states: tuple[str, ...] = 
     for r in rows:
         cfg = TrialConfig.model_validate(r.config)
         n_windows = int(((r.splits or {}).get("train") or {}).get("windows") or 1)
-        out.append(TrialCost(r.trial_id, r.study_id, r.label, r.state, steps_total(cfg, n_windows), r.step or 0, flops_per_step(cfg)))
+        out.append(TrialCost(r.trial_id, r.study_id, r.label, r.state, cfg.training.total_steps(n_windows), r.step or 0, flops_per_step(cfg)))
     return out
 
 

@@ -301,11 +301,8 @@ class _Run:
         self._order: Optional[tuple[int, np.ndarray]] = None  # (epoch, permutation) cache
 
     def _init_schedule(self, n_windows: int) -> None:
-        eff, world = self.tc.effective_batch_size, self.dist.world
-        # every optimizer step needs >= 1 window per process: a shorter tail step is dropped
-        self.steps_per_epoch = max(1, n_windows // eff + (1 if n_windows % eff >= world else 0))
-        total = self.tc.max_epochs * self.steps_per_epoch
-        self.total_steps = min(total, self.tc.max_steps) if self.tc.max_steps else total
+        self.steps_per_epoch = self.tc.steps_per_epoch(n_windows, self.dist.world)
+        self.total_steps = self.tc.total_steps(n_windows, self.dist.world)
 
     def _lr_lambda(self, step: int) -> float:
         tc = self.tc
