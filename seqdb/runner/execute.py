@@ -74,8 +74,8 @@ class TrainExecutor:
         if study_id not in self._dataset_of:
             from seqdb.data.prepared import resolve_dataset_path
 
+            study = self.study(engine, study_id)  # the cached row: no second read of the study
             with session_scope(engine, write=False) as s:
-                study = s.get(Study, study_id)
                 dataset = s.get(Dataset, study.dataset_id) if study.dataset_id else None
             if dataset is None:
                 raise DataError(f"study {study_id} has no prepared dataset; run `seqdb data prepare`")
